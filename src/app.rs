@@ -1,0 +1,271 @@
+//! [`App`]: every endpoint of the kit assembled from a [`Config`], routed, and served — the
+//! example server in library form.
+//!
+//! Routes (DESIGN §3):
+//!
+//! | path | method | what |
+//! |---|---|---|
+//! | `/healthz` | GET | `{"status":"ok"}` |
+//! | `/api/custom/session` | POST | [`SessionService`] behind [`AuthLayer`] |
+//! | `/api/sessions` | POST | [`IssuerService`] (the embedded backend) |
+//!
+//! The CORS preset is outermost (preflights never reach authentication); every answer is logged
+//! at info as one line with method, path, status and latency — never a header or a query string.
+//!
+//! ```no_run
+//! use chatkit_tower::{App, Config};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::from_env()?;
+//! let app = App::from_config(&config)?;
+//! let listener = tokio::net::TcpListener::bind((config.host, config.port)).await?;
+//! app.serve(listener, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, ServiceExt};
+use tower_service::Service;
+
+use crate::auth::AuthLayer;
+use crate::backend::{IssuerService, SessionIssuer};
+use crate::body::{json_response, Body};
+use crate::config::Config;
+use crate::cors::{AllowedOrigins, CorsPreset};
+use crate::error::{BoxError, ConfigError, Error, ErrorCode};
+use crate::session::{CustomBackend, SessionService};
+use crate::token::SessionKeys;
+
+type Route = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
+
+/// All endpoints, routed, behind CORS. A tower `Service` for any request body; cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    inner: Route,
+}
+
+impl fmt::Debug for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("App").finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+struct Routes {
+    session: Route,
+    issuer: Route,
+}
+
+impl App {
+    /// Assemble the endpoints `config` describes. Must be called inside a tokio runtime.
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        let keys = match &config.session_keys {
+            Some(keys) => keys.clone(),
+            None => {
+                tracing::warn!(
+                    "CHATKIT_SESSION_SECRET is not set: client secrets are signed with a random key \
+                     and will not survive a restart or be accepted by other instances"
+                );
+                SessionKeys::random()?
+            }
+        };
+        let issuer = SessionIssuer::new(keys.clone()).ttl(config.session_ttl);
+        let session = match &config.custom_backend {
+            Some((url, key)) => {
+                let backend = CustomBackend::builder(url.clone(), key.clone()).build()?;
+                tracing::info!(backend = %url, "sessions are proxied to the custom backend");
+                SessionService::builder(backend)
+            }
+            None => {
+                tracing::info!("sessions are issued by the embedded issuer");
+                SessionService::builder(issuer.clone())
+            }
+        }
+        .keys(keys)
+        .ttl(config.session_ttl)
+        .models(config.models.clone())
+        .build()?;
+        if config.demo_users {
+            tracing::warn!("CHATKIT_USER_TOKENS is not set: the demo token test-token (user demo-user) is accepted");
+        }
+        let session = AuthLayer::new(config.user_tokens.clone()).layer(session);
+        let issuer = IssuerService::new(issuer, &config.backend_key)?;
+
+        let own = format!("http://{}:{}", config.host, config.port);
+        let mut origins = config
+            .allowed_origins
+            .clone()
+            .unwrap_or(AllowedOrigins::list(Vec::<String>::new())?)
+            .with_origin(&own)?;
+        if config.host.is_loopback() {
+            origins = origins
+                .with_origin(&format!("http://localhost:{}", config.port))?
+                .with_origin(&format!("http://127.0.0.1:{}", config.port))?;
+        }
+        let credentials = !origins.is_any();
+        let cors = CorsPreset::new(origins)
+            .allow_credentials(credentials)
+            .build()?;
+
+        let routes = Routes {
+            session: BoxCloneSyncService::new(session),
+            issuer: BoxCloneSyncService::new(issuer),
+        };
+        let inner = cors.layer(routes);
+        Ok(Self {
+            inner: BoxCloneSyncService::new(inner),
+        })
+    }
+
+    /// Serve connections from `listener` (HTTP/1.1 and HTTP/2, upgrades enabled) until
+    /// `shutdown` completes, then let open requests finish for up to 10 seconds.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(10));
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .enable_connect_protocol();
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(err) => {
+                        // Out of file descriptors and the like: wait a little, keep serving.
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let service = TowerToHyperService::new(self.clone());
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let conn = graceful.watch(conn.into_owned());
+            tokio::spawn(async move {
+                if let Err(err) = conn.await {
+                    tracing::debug!(%peer, error = %err, "connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections were still open after 10 s; closing them");
+        }
+        Ok(())
+    }
+}
+
+/// The response future of [`App`].
+pub struct AppFuture {
+    inner: Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>,
+}
+
+impl fmt::Debug for AppFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for AppFuture {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl<B> Service<Request<B>> for App
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = AppFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> AppFuture {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let fut = self.inner.clone().oneshot(req.map(Body::new));
+        AppFuture {
+            inner: Box::pin(async move {
+                let res = fut.await?;
+                tracing::info!(
+                    %method,
+                    path = %path,
+                    status = res.status().as_u16(),
+                    latency = ?started.elapsed(),
+                    "request"
+                );
+                Ok(res)
+            }),
+        }
+    }
+}
+
+impl Service<Request<Body>> for Routes {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let route = match req.uri().path() {
+            // The method is checked before authentication, as a router would: a GET is 405
+            // whether or not it carries a credential.
+            "/api/custom/session" | "/api/sessions" if req.method() != Method::POST => {
+                let res = Error::method_not_allowed(&[Method::POST]).into_response();
+                return Box::pin(std::future::ready(Ok(res)));
+            }
+            "/api/custom/session" => self.session.clone(),
+            "/api/sessions" => self.issuer.clone(),
+            "/healthz" => {
+                let res = if req.method() == Method::GET || req.method() == Method::HEAD {
+                    json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+                } else {
+                    Error::method_not_allowed(&[Method::GET]).into_response()
+                };
+                return Box::pin(std::future::ready(Ok(res)));
+            }
+            _ => {
+                let res =
+                    Error::new(ErrorCode::NotFound, "no endpoint at this path").into_response();
+                return Box::pin(std::future::ready(Ok(res)));
+            }
+        };
+        Box::pin(route.oneshot(req))
+    }
+}

@@ -1,0 +1,398 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use serde_json::{Map, Value};
+use tower::ServiceExt;
+use tower_service::Service;
+
+use super::{BoxFuture, SessionRequest, SessionUpstream, UpstreamSession};
+use crate::client::{HttpClient, DEFAULT_RESPONSE_TIMEOUT};
+use crate::error::{BoxError, ConfigError, Error, ErrorCode};
+
+/// Largest answer read from the backend.
+const MAX_ANSWER: usize = 64 * 1024;
+/// Longest upstream message quoted in `details`.
+const MAX_QUOTE: usize = 200;
+
+/// The seed's custom backend as a session upstream:
+/// `POST {CUSTOM_BACKEND_URL}/api/sessions?user_id=…` with `Authorization: Bearer
+/// {CUSTOM_BACKEND_KEY}` and the JSON body `{user_id, model?, metadata?}`; it answers
+/// `{session_id, expires_at?, model?}`.
+///
+/// The user id goes both in the body and in the query string, so backends written like the
+/// seed's FastAPI template (query) and its Express template (body) both work. It is always the
+/// authenticated user's.
+///
+/// Generic over the HTTP service `S` (an [`HttpClient`] by default), so retry and fallback layers
+/// wrap it and tests point it at a mock server.
+///
+/// ```
+/// use chatkit_tower::session::CustomBackend;
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let backend = CustomBackend::builder("https://api.example.com", "backend-key")
+///     .build()
+///     .unwrap();
+///
+/// assert!(CustomBackend::builder("not a url", "key").build().is_err());
+/// # });
+/// ```
+pub struct CustomBackend<S = HttpClient> {
+    inner: Arc<Inner<S>>,
+}
+
+struct Inner<S> {
+    endpoint: String,
+    authorization: HeaderValue,
+    key: String,
+    client: S,
+    timeout: Duration,
+}
+
+impl<S> Clone for CustomBackend<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S> fmt::Debug for CustomBackend<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CustomBackend")
+            .field("endpoint", &self.inner.endpoint)
+            .field("timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CustomBackend {
+    /// Settings for the backend at `base_url` (scheme and host, optionally a path prefix),
+    /// called with the bearer key `key`.
+    pub fn builder(base_url: impl Into<String>, key: impl Into<String>) -> CustomBackendBuilder {
+        CustomBackendBuilder {
+            base_url: base_url.into(),
+            key: key.into(),
+            path: "/api/sessions".into(),
+            timeout: DEFAULT_RESPONSE_TIMEOUT,
+        }
+    }
+}
+
+/// Settings for a [`CustomBackend`].
+#[must_use]
+pub struct CustomBackendBuilder {
+    base_url: String,
+    key: String,
+    path: String,
+    timeout: Duration,
+}
+
+impl fmt::Debug for CustomBackendBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CustomBackendBuilder")
+            .field("base_url", &self.base_url)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CustomBackendBuilder {
+    /// The session path under the base URL. Default `/api/sessions`.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// Time allowed for the whole upstream exchange, answer body included. Default 15 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Build with a default [`HttpClient`] whose answer timeout is this backend's timeout.
+    pub fn build(self) -> Result<CustomBackend<HttpClient>, ConfigError> {
+        let client = HttpClient::builder().response_timeout(self.timeout).build();
+        self.build_with_client(client)
+    }
+
+    /// Build sending requests through `client`: an [`HttpClient`] with other settings, one
+    /// wrapped in retry / fallback layers, or any service of `http::Request<Full<Bytes>>`.
+    pub fn build_with_client<S>(self, client: S) -> Result<CustomBackend<S>, ConfigError>
+    where
+        S: Service<Request<Full<Bytes>>> + Clone + Send + Sync + 'static,
+    {
+        let (endpoint, authorization) = self.parts()?;
+        Ok(CustomBackend {
+            inner: Arc::new(Inner {
+                endpoint,
+                authorization,
+                key: self.key.trim().to_owned(),
+                client,
+                timeout: self.timeout,
+            }),
+        })
+    }
+
+    /// Check the settings without building.
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        self.parts().map(|_| ())
+    }
+
+    fn parts(&self) -> Result<(String, HeaderValue), ConfigError> {
+        let endpoint = join_url(&self.base_url, &self.path)?;
+        if self.key.trim().is_empty() {
+            return Err(ConfigError::variable(
+                "CUSTOM_BACKEND_KEY",
+                "the backend key is empty",
+            ));
+        }
+        let mut authorization = HeaderValue::from_str(&format!("Bearer {}", self.key.trim()))
+            .map_err(|_| {
+                ConfigError::variable(
+                    "CUSTOM_BACKEND_KEY",
+                    "the backend key holds characters a header cannot carry",
+                )
+            })?;
+        authorization.set_sensitive(true);
+        Ok((endpoint, authorization))
+    }
+}
+
+/// `base` + `path`, checked: `http(s)://host[:port][/prefix]`, no query.
+pub(crate) fn join_url(base: &str, path: &str) -> Result<String, ConfigError> {
+    let bad = |why: &str| ConfigError::variable("CUSTOM_BACKEND_URL", format!("{base:?} {why}"));
+    let uri: http::Uri = base.trim().parse().map_err(|_| bad("is not a URL"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(bad("must start with http:// or https://")),
+    }
+    if uri.authority().is_none() {
+        return Err(bad("has no host"));
+    }
+    if uri.query().is_some() {
+        return Err(bad("must not have a query string"));
+    }
+    let joined = format!(
+        "{}/{}",
+        base.trim().trim_end_matches('/'),
+        path.trim_start_matches('/')
+    );
+    joined
+        .parse::<http::Uri>()
+        .map_err(|_| bad("cannot be joined with the session path"))?;
+    Ok(joined)
+}
+
+impl<S, B> SessionUpstream for CustomBackend<S>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    fn create(&self, req: SessionRequest) -> BoxFuture<'_, Result<UpstreamSession, Error>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let call = async {
+                let upstream_req = inner.request(&req)?;
+                tracing::debug!(endpoint = %inner.endpoint, user = req.user.id(), "creating backend session");
+                let res = inner
+                    .client
+                    .clone()
+                    .oneshot(upstream_req)
+                    .await
+                    .map_err(|e| Error::from_boxed(e.into(), ErrorCode::BackendUnreachable))?;
+                let (parts, body) = res.into_parts();
+                let body = match Limited::new(body, MAX_ANSWER).collect().await {
+                    Ok(body) => body.to_bytes(),
+                    Err(err) if err.is::<LengthLimitError>() => {
+                        return Err(Error::new(
+                            ErrorCode::SessionError,
+                            format!("the backend's answer is over {MAX_ANSWER} bytes"),
+                        ))
+                    }
+                    Err(err) => return Err(Error::from_boxed(err, ErrorCode::BackendUnreachable)),
+                };
+                inner.interpret(parts, body)
+            };
+            let result = match tokio::time::timeout(inner.timeout, call).await {
+                Ok(result) => result,
+                Err(_) => Err(Error::new(
+                    ErrorCode::BackendTimeout,
+                    format!(
+                        "the backend did not answer within {} ms",
+                        inner.timeout.as_millis()
+                    ),
+                )),
+            };
+            if let Err(err) = &result {
+                tracing::debug!(error = %err, "backend session failed");
+            }
+            result
+        })
+    }
+}
+
+impl<S> Inner<S> {
+    fn request(&self, req: &SessionRequest) -> Result<Request<Full<Bytes>>, Error> {
+        let mut body = Map::new();
+        body.insert("user_id".into(), Value::String(req.user.id().to_owned()));
+        if let Some(model) = &req.model {
+            body.insert("model".into(), Value::String(model.clone()));
+        }
+        if let Some(metadata) = &req.metadata {
+            body.insert("metadata".into(), Value::Object(metadata.clone()));
+        }
+        let body = serde_json::to_vec(&body).map_err(|e| {
+            Error::internal("the session request could not be encoded").with_source(e)
+        })?;
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("user_id", req.user.id())
+            .finish();
+        Request::post(format!("{}?{query}", self.endpoint))
+            .header(AUTHORIZATION, self.authorization.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, "application/json")
+            .header(
+                USER_AGENT,
+                concat!("chatkit-tower/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| Error::internal("the session request could not be built").with_source(e))
+    }
+
+    fn interpret(
+        &self,
+        parts: http::response::Parts,
+        body: Bytes,
+    ) -> Result<UpstreamSession, Error> {
+        let status = parts.status;
+        let json: Option<Value> = serde_json::from_slice(&body).ok();
+        if !status.is_success() {
+            let quoted = json
+                .as_ref()
+                .and_then(upstream_message)
+                .map(|m| format!(": {}", self.scrub(m)))
+                .unwrap_or_default();
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                let err = Error::new(
+                    ErrorCode::RateLimited,
+                    format!("the backend is rate limiting session creation{quoted}"),
+                );
+                return Err(match parts.headers.get(RETRY_AFTER) {
+                    Some(v) => err.with_retry_after(v.clone()),
+                    None => err,
+                });
+            }
+            let err = Error::new(
+                ErrorCode::SessionError,
+                format!("the backend answered {}{quoted}", status.as_u16()),
+            );
+            // Our own key being refused is a server problem, not the browser's credential.
+            return Err(match status {
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::new(
+                    ErrorCode::SessionError,
+                    format!(
+                        "the backend refused the server's credentials ({}); check CUSTOM_BACKEND_KEY",
+                        status.as_u16()
+                    ),
+                ),
+                s if s.is_client_error() => err.with_status(s),
+                _ => err,
+            });
+        }
+        let Some(Value::Object(map)) = json else {
+            let kind = parts
+                .headers
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("no content type");
+            return Err(Error::new(
+                ErrorCode::SessionError,
+                format!("the backend answered {kind}, not a JSON object"),
+            ));
+        };
+        let session_id = match map.get("session_id").or_else(|| map.get("client_secret")) {
+            Some(Value::String(id)) if !id.is_empty() => id.clone(),
+            _ => {
+                return Err(Error::new(
+                    ErrorCode::SessionError,
+                    "the backend's answer has no session_id",
+                ))
+            }
+        };
+        let mut session = UpstreamSession::backend(session_id);
+        if let Some(expires_at) = map.get("expires_at").filter(|v| !v.is_null()) {
+            session = session.with_expires_at(expires_at.clone());
+        }
+        if let Some(Value::String(model)) = map.get("model") {
+            session = session.with_model(model.clone());
+        }
+        Ok(session)
+    }
+
+    /// Never quote our own key back, even if the backend echoes it.
+    fn scrub(&self, message: &str) -> String {
+        let mut quoted: String = message.chars().take(MAX_QUOTE).collect();
+        if quoted.len() < message.len() {
+            quoted.push('…');
+        }
+        if !self.key.is_empty() {
+            quoted = quoted.replace(&self.key, "[redacted]");
+        }
+        quoted
+    }
+}
+
+/// The human message in an error answer: `error` (a string or `{message}`), `message`, `detail`.
+pub(crate) fn upstream_message(json: &Value) -> Option<&str> {
+    match json.get("error") {
+        Some(Value::String(s)) => return Some(s),
+        Some(Value::Object(o)) => {
+            if let Some(Value::String(s)) = o.get("message") {
+                return Some(s);
+            }
+        }
+        _ => {}
+    }
+    ["message", "detail", "details"]
+        .iter()
+        .find_map(|k| json.get(*k).and_then(Value::as_str))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_joined_and_checked() {
+        assert_eq!(
+            join_url("https://api.example.com/", "/api/sessions").unwrap(),
+            "https://api.example.com/api/sessions"
+        );
+        assert_eq!(
+            join_url("http://127.0.0.1:8000/v2", "api/sessions").unwrap(),
+            "http://127.0.0.1:8000/v2/api/sessions"
+        );
+        for bad in ["", "api.example.com", "ftp://x", "https://x/?a=1"] {
+            let err = join_url(bad, "/api/sessions").unwrap_err();
+            assert_eq!(err.variable_name(), Some("CUSTOM_BACKEND_URL"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn upstream_messages_are_found_in_common_shapes() {
+        let j = serde_json::json!({"error": {"message": "nope"}});
+        assert_eq!(upstream_message(&j), Some("nope"));
+        let j = serde_json::json!({"detail": "missing"});
+        assert_eq!(upstream_message(&j), Some("missing"));
+        assert_eq!(upstream_message(&serde_json::json!([1])), None);
+    }
+}

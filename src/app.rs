@@ -26,7 +26,6 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -45,6 +44,7 @@ use crate::body::{json_response, Body};
 use crate::config::Config;
 use crate::cors::{AllowedOrigins, CorsPreset};
 use crate::error::{BoxError, ConfigError, Error, ErrorCode};
+use crate::future::ResponseFuture;
 use crate::session::{CustomBackend, SessionService};
 use crate::token::SessionKeys;
 
@@ -180,25 +180,6 @@ impl App {
     }
 }
 
-/// The response future of [`App`].
-pub struct AppFuture {
-    inner: Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>,
-}
-
-impl fmt::Debug for AppFuture {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AppFuture").finish_non_exhaustive()
-    }
-}
-
-impl Future for AppFuture {
-    type Output = Result<Response<Body>, Infallible>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
-    }
-}
-
 impl<B> Service<Request<B>> for App
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -206,37 +187,35 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = AppFuture;
+    type Future = ResponseFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<B>) -> AppFuture {
+    fn call(&mut self, req: Request<B>) -> ResponseFuture {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let fut = self.inner.clone().oneshot(req.map(Body::new));
-        AppFuture {
-            inner: Box::pin(async move {
-                let res = fut.await?;
-                tracing::info!(
-                    %method,
-                    path = %path,
-                    status = res.status().as_u16(),
-                    latency = ?started.elapsed(),
-                    "request"
-                );
-                Ok(res)
-            }),
-        }
+        ResponseFuture::new(async move {
+            let Ok(res) = fut.await;
+            tracing::info!(
+                %method,
+                path = %path,
+                status = res.status().as_u16(),
+                latency = ?started.elapsed(),
+                "request"
+            );
+            Ok(res)
+        })
     }
 }
 
 impl Service<Request<Body>> for Routes {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+    type Future = ResponseFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -248,7 +227,7 @@ impl Service<Request<Body>> for Routes {
             // whether or not it carries a credential.
             "/api/custom/session" | "/api/sessions" if req.method() != Method::POST => {
                 let res = Error::method_not_allowed(&[Method::POST]).into_response();
-                return Box::pin(std::future::ready(Ok(res)));
+                return ResponseFuture::ready(res);
             }
             "/api/custom/session" => self.session.clone(),
             "/api/sessions" => self.issuer.clone(),
@@ -258,14 +237,18 @@ impl Service<Request<Body>> for Routes {
                 } else {
                     Error::method_not_allowed(&[Method::GET]).into_response()
                 };
-                return Box::pin(std::future::ready(Ok(res)));
+                return ResponseFuture::ready(res);
             }
             _ => {
                 let res =
                     Error::new(ErrorCode::NotFound, "no endpoint at this path").into_response();
-                return Box::pin(std::future::ready(Ok(res)));
+                return ResponseFuture::ready(res);
             }
         };
-        Box::pin(route.oneshot(req))
+        let fut = route.oneshot(req);
+        ResponseFuture::new(async move {
+            let Ok(res) = fut.await;
+            Ok(res)
+        })
     }
 }

@@ -59,6 +59,7 @@ pub mod client;
 pub mod config;
 pub mod cors;
 mod error;
+mod future;
 pub mod session;
 pub mod token;
 
@@ -67,6 +68,12 @@ pub use auth::Principal;
 pub use body::Body;
 pub use config::Config;
 pub use error::{BoxError, ConfigError, Error, ErrorCode};
+pub use future::ResponseFuture;
 
 /// A boxed, `Send` future, as the kit's object-safe traits return.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// The README's code blocks, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,7 +1,5 @@
 use std::convert::Infallible;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -16,6 +14,7 @@ use super::SessionIssuer;
 use crate::auth::bearer_token;
 use crate::body::{json_response, read_limited, Body};
 use crate::error::{BoxError, ConfigError, Error};
+use crate::future::ResponseFuture;
 use crate::session::rfc3339;
 
 const BODY_LIMIT: usize = 16 * 1024;
@@ -63,19 +62,6 @@ impl IssuerService {
     }
 }
 
-/// The response future of [`IssuerService`].
-pub struct IssuerFuture {
-    inner: Pin<Box<dyn Future<Output = Response<Body>> + Send>>,
-}
-
-impl Future for IssuerFuture {
-    type Output = Result<Response<Body>, Infallible>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx).map(Ok)
-    }
-}
-
 impl<B> Service<Request<B>> for IssuerService
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -83,19 +69,15 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = IssuerFuture;
+    type Future = ResponseFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<B>) -> IssuerFuture {
+    fn call(&mut self, req: Request<B>) -> ResponseFuture {
         let inner = self.inner.clone();
-        IssuerFuture {
-            inner: Box::pin(
-                async move { inner.handle(req).await.unwrap_or_else(Error::into_response) },
-            ),
-        }
+        ResponseFuture::new(async move { inner.handle(req).await })
     }
 }
 

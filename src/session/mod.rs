@@ -48,5 +48,5 @@ mod upstream;
 
 pub use custom_backend::{CustomBackend, CustomBackendBuilder};
 pub(crate) use service::rfc3339;
-pub use service::{SessionFuture, SessionService, SessionServiceBuilder, DEFAULT_TTL};
+pub use service::{SessionService, SessionServiceBuilder, DEFAULT_TTL};
 pub use upstream::{BoxFuture, SessionRequest, SessionUpstream, UpstreamSession};

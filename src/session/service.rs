@@ -1,6 +1,4 @@
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -14,6 +12,7 @@ use super::{SessionRequest, SessionUpstream};
 use crate::auth::Principal;
 use crate::body::{json_response, read_limited, Body};
 use crate::error::{BoxError, ConfigError, Error, ErrorCode};
+use crate::future::ResponseFuture;
 use crate::token::{unix_now, SessionClaims, SessionKeys};
 
 /// Default lifetime of a sealed client secret.
@@ -187,25 +186,6 @@ impl SessionServiceBuilder {
     }
 }
 
-/// The response future of [`SessionService`].
-pub struct SessionFuture {
-    inner: Pin<Box<dyn Future<Output = Response<Body>> + Send>>,
-}
-
-impl fmt::Debug for SessionFuture {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionFuture").finish_non_exhaustive()
-    }
-}
-
-impl Future for SessionFuture {
-    type Output = Result<Response<Body>, std::convert::Infallible>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx).map(Ok)
-    }
-}
-
 impl<B> Service<Request<B>> for SessionService
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -213,23 +193,16 @@ where
 {
     type Response = Response<Body>;
     type Error = std::convert::Infallible;
-    type Future = SessionFuture;
+    type Future = ResponseFuture;
 
     #[inline]
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<B>) -> SessionFuture {
+    fn call(&mut self, req: Request<B>) -> ResponseFuture {
         let inner = self.inner.clone();
-        SessionFuture {
-            inner: Box::pin(async move {
-                match inner.handle(req).await {
-                    Ok(res) => res,
-                    Err(err) => err.into_response(),
-                }
-            }),
-        }
+        ResponseFuture::new(async move { inner.handle(req).await })
     }
 }
 

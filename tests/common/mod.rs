@@ -1,0 +1,154 @@
+//! Shared plumbing for the integration tests: real TCP servers, a real hyper client, and a
+//! timeout around every await.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chatkit_tower::{App, Body, Config};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tower::Service;
+
+/// No await in a test may take longer than this.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Await `f`, failing the test if it takes longer than [`TIMEOUT`].
+pub async fn within<F: Future>(f: F) -> F::Output {
+    tokio::time::timeout(TIMEOUT, f)
+        .await
+        .expect("the operation did not finish in time")
+}
+
+/// A server on 127.0.0.1:0 that stops when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serve any kit service over real TCP (HTTP/1.1 and HTTP/2, upgrades on).
+pub async fn serve<S>(svc: S) -> TestServer
+where
+    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let svc = TowerToHyperService::new(svc.clone());
+            tokio::spawn(async move {
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    TestServer { addr, task }
+}
+
+/// The example server's app, built from these variables, served on an ephemeral port.
+pub async fn serve_app(vars: &[(&str, &str)]) -> TestServer {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let config = Config::from_lookup(move |k| map.get(k).cloned()).unwrap();
+    let app = App::from_config(&config).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _ = app.serve(listener, std::future::pending()).await;
+    });
+    TestServer { addr, task }
+}
+
+/// A response read whole.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Assert the kit's error body: `{"error", "code", "details"}` with this status and code.
+    pub fn assert_error(&self, status: u16, code: &str) -> serde_json::Value {
+        let json = self.json();
+        assert_eq!(self.status.as_u16(), status, "body: {json}");
+        assert_eq!(json["code"], code, "body: {json}");
+        assert!(
+            json["error"].is_string() && json["details"].is_string(),
+            "{json}"
+        );
+        assert_eq!(self.headers["content-type"], "application/json");
+        json
+    }
+}
+
+/// A real hyper client.
+pub fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+/// Send `req` with a real client and read the answer whole.
+pub async fn send(req: Request<Full<Bytes>>) -> Answer {
+    within(async {
+        let res = client().request(req).await.expect("request failed");
+        let (parts, body) = res.into_parts();
+        let body = body.collect().await.expect("body failed").to_bytes();
+        Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    })
+    .await
+}
+
+/// `POST url` with these headers and body.
+pub async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+    let mut req = Request::post(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await
+}

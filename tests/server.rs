@@ -1,0 +1,224 @@
+//! The example server's session path, end to end over real TCP: what a browser's
+//! `getClientSecret()` and the seed's `curl` see.
+
+mod common;
+
+use chatkit_tower::token::SessionKeys;
+use common::{post, serve_app, within};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const SECRET: &str = "test-session-secret-0123456789abcdef";
+
+#[tokio::test]
+async fn seed_curl_gets_a_client_secret_and_expiry() {
+    let server = serve_app(&[("CHATKIT_SESSION_SECRET", SECRET)]).await;
+    // curl -X POST http://localhost:3000/api/custom/session -H "Authorization: Bearer test-token"
+    //      -H "Content-Type: application/json"   (and no body)
+    let res = post(
+        &server.url("/api/custom/session"),
+        &[
+            ("authorization", "Bearer test-token"),
+            ("content-type", "application/json"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(res.headers["cache-control"], "no-store");
+    let json = res.json();
+    let secret = json["client_secret"].as_str().unwrap();
+    let expires_at = json["expires_at"].as_str().unwrap();
+    assert!(
+        expires_at.ends_with('Z') && expires_at.contains('T'),
+        "{expires_at}"
+    );
+
+    // The secret is sealed for the authenticated user and verifies with the shared key.
+    let claims = SessionKeys::new([SECRET]).unwrap().verify(secret).unwrap();
+    assert_eq!(claims.user_id, "demo-user");
+    assert!(claims.session_id.starts_with("sess_"));
+}
+
+#[tokio::test]
+async fn missing_or_wrong_credential_is_401_json() {
+    let server = serve_app(&[]).await;
+    let url = server.url("/api/custom/session");
+    let res = post(&url, &[], "").await;
+    res.assert_error(401, "UNAUTHORIZED");
+    assert_eq!(res.headers["www-authenticate"], "Bearer");
+    post(&url, &[("authorization", "Bearer wrong-token")], "")
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+    post(&url, &[("authorization", "Basic dGVzdDp0ZXN0")], "")
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+}
+
+#[tokio::test]
+async fn x_auth_token_header_works() {
+    let server = serve_app(&[("CHATKIT_USER_TOKENS", "tok-a=alice,tok-b=bob")]).await;
+    let res = post(
+        &server.url("/api/custom/session"),
+        &[("x-auth-token", "tok-b")],
+        "",
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    // The demo token is off once real tokens are configured.
+    post(
+        &server.url("/api/custom/session"),
+        &[("x-auth-token", "test-token")],
+        "",
+    )
+    .await
+    .assert_error(401, "UNAUTHORIZED");
+}
+
+#[tokio::test]
+async fn wrong_method_is_405_with_allow() {
+    let server = serve_app(&[]).await;
+    let req = http::Request::get(server.url("/api/custom/session"))
+        .header("authorization", "Bearer test-token")
+        .body(Default::default())
+        .unwrap();
+    let res = common::send(req).await;
+    res.assert_error(405, "METHOD_NOT_ALLOWED");
+    assert_eq!(res.headers["allow"], "POST");
+}
+
+#[tokio::test]
+async fn malformed_json_is_400() {
+    let server = serve_app(&[]).await;
+    let url = server.url("/api/custom/session");
+    let auth = [("authorization", "Bearer test-token")];
+    let json = post(&url, &auth, "{\"model\": ")
+        .await
+        .assert_error(400, "BAD_REQUEST");
+    assert!(json["details"].as_str().unwrap().contains("JSON"), "{json}");
+    post(&url, &auth, "[1, 2]")
+        .await
+        .assert_error(400, "BAD_REQUEST");
+    post(&url, &auth, r#"{"model": 42}"#)
+        .await
+        .assert_error(400, "BAD_REQUEST");
+}
+
+#[tokio::test]
+async fn model_outside_the_allow_list_is_403_and_inside_is_echoed() {
+    let server = serve_app(&[("CHATKIT_MODELS", "custom-v1,custom-v2")]).await;
+    let url = server.url("/api/custom/session");
+    let auth = [("authorization", "Bearer test-token")];
+    post(&url, &auth, r#"{"model":"gpt-9"}"#)
+        .await
+        .assert_error(403, "MODEL_NOT_ALLOWED");
+    let res = post(&url, &auth, r#"{"model":"custom-v2"}"#).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.json()["model"], "custom-v2");
+}
+
+/// Send raw bytes and read whatever the server answers before it closes.
+async fn raw_exchange(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> String {
+    within(async {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        // The server may answer and close before all of this is written; that is the point.
+        let _ = tcp.write_all(body).await;
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+                        break;
+                    }
+                }
+            }
+        }
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn ten_megabyte_body_is_refused_with_413_before_it_is_sent() {
+    let server = serve_app(&[]).await;
+    // Declares 10 MB but sends only 64 KiB and never the rest: an answer can only come from a
+    // server that refused without waiting for (or buffering) the whole body.
+    let head = format!(
+        "POST /api/custom/session HTTP/1.1\r\nhost: x\r\nauthorization: Bearer test-token\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        10 * 1024 * 1024
+    );
+    let answer = raw_exchange(server.addr, &head, &vec![b' '; 64 * 1024]).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("PAYLOAD_TOO_LARGE"), "{answer}");
+}
+
+#[tokio::test]
+async fn chunked_body_over_the_limit_is_413_while_still_streaming() {
+    let server = serve_app(&[]).await;
+    let head =
+        "POST /api/custom/session HTTP/1.1\r\nhost: x\r\nauthorization: Bearer test-token\r\n\
+                transfer-encoding: chunked\r\n\r\n";
+    // 64 chunks of 1 KiB, no final chunk: the body never ends.
+    let mut chunks = Vec::new();
+    for _ in 0..64 {
+        chunks.extend_from_slice(b"400\r\n");
+        chunks.extend_from_slice(&[b' '; 1024]);
+        chunks.extend_from_slice(b"\r\n");
+    }
+    let answer = raw_exchange(server.addr, head, &chunks).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
+
+#[tokio::test]
+async fn healthz_and_unknown_paths() {
+    let server = serve_app(&[]).await;
+    let res = common::send(
+        http::Request::get(server.url("/healthz"))
+            .body(Default::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.json()["status"], "ok");
+    let res = post(&server.url("/nope"), &[], "").await;
+    res.assert_error(404, "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn embedded_backend_endpoint_reads_user_from_query_or_body() {
+    let server = serve_app(&[
+        ("CUSTOM_BACKEND_KEY", "backend-key-1"),
+        ("CHATKIT_SESSION_SECRET", SECRET),
+    ])
+    .await;
+    let keys = SessionKeys::new([SECRET]).unwrap();
+    let auth = [("authorization", "Bearer backend-key-1")];
+
+    // FastAPI-style: user_id in the query string.
+    let res = post(&server.url("/api/sessions?user_id=alice"), &auth, "").await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let id = res.json()["session_id"].as_str().unwrap().to_owned();
+    assert_eq!(keys.verify(&id).unwrap().user_id, "alice");
+
+    // Express-style: user_id in the JSON body.
+    let res = post(&server.url("/api/sessions"), &auth, r#"{"user_id":"bob"}"#).await;
+    let id = res.json()["session_id"].as_str().unwrap().to_owned();
+    assert_eq!(keys.verify(&id).unwrap().user_id, "bob");
+
+    // Neither: 400. Wrong key: 401.
+    post(&server.url("/api/sessions"), &auth, "")
+        .await
+        .assert_error(400, "BAD_REQUEST");
+    post(
+        &server.url("/api/sessions?user_id=alice"),
+        &[("authorization", "Bearer guessed")],
+        "",
+    )
+    .await
+    .assert_error(401, "UNAUTHORIZED");
+}

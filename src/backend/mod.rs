@@ -1,4 +1,5 @@
-//! The backend side of the seed: a session issuer with real signed, expiring tokens.
+//! The backend side of the seed: a session issuer with real signed, expiring tokens, and the
+//! demo [`Responder`] that the stream and WebSocket endpoints answer chat messages with.
 //!
 //! The seed's FastAPI and Express templates answer `POST /api/sessions` with a random UUID and a
 //! hard-coded expiry. [`SessionIssuer`] answers with a session id that is a signed token
@@ -36,7 +37,9 @@
 //! ```
 
 mod issuer;
+mod responder;
 mod service;
 
 pub use issuer::{IssuedSession, SessionIssuer};
+pub use responder::{ChatFrame, DemoResponder, ReplyContext, Responder};
 pub use service::IssuerService;

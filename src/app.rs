@@ -41,10 +41,13 @@ use tower_service::Service;
 use crate::auth::AuthLayer;
 use crate::backend::{IssuerService, SessionIssuer};
 use crate::body::{json_response, Body};
+use crate::client::HttpClient;
 use crate::config::Config;
 use crate::cors::{AllowedOrigins, CorsPreset};
 use crate::error::{BoxError, ConfigError, Error, ErrorCode};
+use crate::fallback::FallbackLayer;
 use crate::future::ResponseFuture;
+use crate::retry::{RetryLayer, RetryPolicy};
 use crate::session::{CustomBackend, SessionService};
 use crate::token::SessionKeys;
 
@@ -82,13 +85,30 @@ impl App {
             }
         };
         let issuer = SessionIssuer::new(keys.clone()).ttl(config.session_ttl);
-        let session = match &config.custom_backend {
-            Some((url, key)) => {
-                let backend = CustomBackend::builder(url.clone(), key.clone()).build()?;
-                tracing::info!(backend = %url, "sessions are proxied to the custom backend");
-                SessionService::builder(backend)
+        let session = match (&config.custom_backend, &config.hosted) {
+            (Some((url, key)), hosted) => {
+                // The custom backend behind retry; OpenAI's hosted sessions as the fallback.
+                let client = RetryLayer::new(RetryPolicy::interactive()).layer(HttpClient::new());
+                let backend = CustomBackend::builder(url.clone(), key.clone())
+                    .build_with_client(client)?;
+                match hosted {
+                    Some(hosted) => {
+                        tracing::info!(backend = %url, "sessions are proxied to the custom backend, falling back to OpenAI's hosted sessions");
+                        SessionService::builder(
+                            FallbackLayer::new(hosted.builder().build()?).layer(backend),
+                        )
+                    }
+                    None => {
+                        tracing::info!(backend = %url, "sessions are proxied to the custom backend");
+                        SessionService::builder(backend)
+                    }
+                }
             }
-            None => {
+            (None, Some(hosted)) => {
+                tracing::info!("sessions are created by OpenAI's hosted ChatKit");
+                SessionService::builder(hosted.builder().build()?)
+            }
+            (None, None) => {
                 tracing::info!("sessions are issued by the embedded issuer");
                 SessionService::builder(issuer.clone())
             }

@@ -6,6 +6,9 @@
 //! | `PORT` | port to listen on | `3000` |
 //! | `CUSTOM_BACKEND_URL` | the custom backend's base URL; set it to proxy sessions there | unset: the embedded issuer answers |
 //! | `CUSTOM_BACKEND_KEY` | bearer key for the custom backend (and for the embedded `POST /api/sessions`) | required with `CUSTOM_BACKEND_URL`; else the demo key `dev-backend-key` |
+//! | `OPENAI_API_KEY` + `CHATKIT_WORKFLOW_ID` | OpenAI's hosted ChatKit sessions: the fallback behind the custom backend, or the session upstream when no backend is set | unset |
+//! | `CHATKIT_API_BASE` | OpenAI's API origin, without `/v1` | `https://api.openai.com` |
+//! | `CHATKIT_WORKFLOW_VERSION` | pin a workflow version (`latest` is refused) | latest deployed |
 //! | `CHATKIT_ALLOWED_ORIGINS` | comma list of browser origins allowed by CORS (the server's own origin is always allowed) | none besides the server's own |
 //! | `CHATKIT_SESSION_SECRET` | comma list of HMAC keys (≥ 32 bytes each) sealing client secrets; the first signs | a random key per start (with a warning) |
 //! | `CHATKIT_SESSION_TTL` | client secret lifetime, seconds | `3600` |
@@ -40,6 +43,31 @@ pub const DEMO_BACKEND_KEY: &str = "dev-backend-key";
 /// The demo user tokens used when `CHATKIT_USER_TOKENS` is unset.
 pub const DEMO_USER_TOKENS: &str = "test-token=demo-user";
 
+/// OpenAI hosted sessions settings (`OPENAI_API_KEY`, `CHATKIT_WORKFLOW_ID`,
+/// `CHATKIT_WORKFLOW_VERSION`, `CHATKIT_API_BASE`). `Debug` hides the key.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct HostedConfig {
+    /// The API key.
+    pub api_key: String,
+    /// The Agent Builder workflow.
+    pub workflow_id: String,
+    /// A pinned workflow version.
+    pub workflow_version: Option<String>,
+    /// The API origin without `/v1`.
+    pub api_base: String,
+}
+
+impl fmt::Debug for HostedConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostedConfig")
+            .field("workflow_id", &self.workflow_id)
+            .field("workflow_version", &self.workflow_version)
+            .field("api_base", &self.api_base)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The example server's settings; see the [module docs](self) for the variables.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -50,6 +78,8 @@ pub struct Config {
     pub port: u16,
     /// The custom backend: base URL and bearer key. `None` means the embedded issuer.
     pub custom_backend: Option<(String, String)>,
+    /// OpenAI's hosted sessions, when `OPENAI_API_KEY` and `CHATKIT_WORKFLOW_ID` are set.
+    pub hosted: Option<HostedConfig>,
     /// Bearer key guarding the embedded `POST /api/sessions`.
     pub backend_key: String,
     /// Extra allowed browser origins (the server's own is added by the app).
@@ -75,6 +105,7 @@ impl fmt::Debug for Config {
                 "custom_backend_url",
                 &self.custom_backend.as_ref().map(|(url, _)| url),
             )
+            .field("hosted", &self.hosted)
             .field("allowed_origins", &self.allowed_origins)
             .field("session_keys", &self.session_keys)
             .field("session_ttl", &self.session_ttl)
@@ -127,6 +158,32 @@ impl Config {
             (None, _) => None,
         };
         let backend_key = key.unwrap_or_else(|| DEMO_BACKEND_KEY.to_owned());
+        let hosted = match (get("OPENAI_API_KEY"), get("CHATKIT_WORKFLOW_ID")) {
+            (Some(api_key), Some(workflow_id)) => {
+                let hosted = HostedConfig {
+                    api_key,
+                    workflow_id,
+                    workflow_version: get("CHATKIT_WORKFLOW_VERSION"),
+                    api_base: get("CHATKIT_API_BASE")
+                        .unwrap_or_else(|| crate::session::DEFAULT_API_BASE.to_owned()),
+                };
+                hosted.builder().check()?;
+                Some(hosted)
+            }
+            (Some(_), None) => {
+                return Err(ConfigError::variable(
+                    "CHATKIT_WORKFLOW_ID",
+                    "is required when OPENAI_API_KEY is set",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::variable(
+                    "OPENAI_API_KEY",
+                    "is required when CHATKIT_WORKFLOW_ID is set",
+                ))
+            }
+            (None, None) => None,
+        };
         let allowed_origins = get("CHATKIT_ALLOWED_ORIGINS")
             .map(|v| AllowedOrigins::parse(&v))
             .transpose()
@@ -168,6 +225,7 @@ impl Config {
             host,
             port,
             custom_backend,
+            hosted,
             backend_key,
             allowed_origins,
             session_keys,
@@ -220,6 +278,24 @@ mod tests {
                 "CHATKIT_ALLOWED_ORIGINS",
             ),
             (&[("CHATKIT_USER_TOKENS", "tok")], "CHATKIT_USER_TOKENS"),
+            (&[("OPENAI_API_KEY", "sk-1")], "CHATKIT_WORKFLOW_ID"),
+            (&[("CHATKIT_WORKFLOW_ID", "wf_1")], "OPENAI_API_KEY"),
+            (
+                &[
+                    ("OPENAI_API_KEY", "sk-1"),
+                    ("CHATKIT_WORKFLOW_ID", "wf_1"),
+                    ("CHATKIT_WORKFLOW_VERSION", "latest"),
+                ],
+                "CHATKIT_WORKFLOW_VERSION",
+            ),
+            (
+                &[
+                    ("OPENAI_API_KEY", "sk-1"),
+                    ("CHATKIT_WORKFLOW_ID", "wf_1"),
+                    ("CHATKIT_API_BASE", "api.openai.com"),
+                ],
+                "CHATKIT_API_BASE",
+            ),
         ];
         for (vars, name) in cases {
             let err = config(vars).unwrap_err();
@@ -242,11 +318,30 @@ mod tests {
                 "hmac-secret-hmac-secret-hmac-secret-xx",
             ),
             ("CHATKIT_USER_TOKENS", "user-secret-token=alice"),
+            ("OPENAI_API_KEY", "sk-openai-secret"),
+            ("CHATKIT_WORKFLOW_ID", "wf_1"),
         ])
         .unwrap();
         let shown = format!("{c:?}");
-        for secret in ["backend-secret-key", "hmac-secret", "user-secret-token"] {
+        for secret in [
+            "backend-secret-key",
+            "hmac-secret",
+            "user-secret-token",
+            "sk-openai",
+        ] {
             assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+}
+
+impl HostedConfig {
+    /// A [`HostedSessions`](crate::session::HostedSessions) builder with these settings.
+    pub fn builder(&self) -> crate::session::HostedSessionsBuilder {
+        let builder = crate::session::HostedSessions::builder(&self.api_key, &self.workflow_id)
+            .base_url(&self.api_base);
+        match &self.workflow_version {
+            Some(version) => builder.workflow_version(version),
+            None => builder,
         }
     }
 }

@@ -23,6 +23,8 @@ use crate::body::Body;
 /// A boxed error, as tower and hyper use them.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 /// The longest `details` text the kit puts in a response, in bytes.
 const MAX_DETAILS: usize = 300;
 
@@ -169,6 +171,8 @@ struct Inner {
     details: Cow<'static, str>,
     retry_after: Option<HeaderValue>,
     allow: Option<HeaderValue>,
+    request_id: Option<HeaderValue>,
+    upstream_status: Option<StatusCode>,
     connect: bool,
     source: Option<BoxError>,
 }
@@ -193,6 +197,8 @@ impl Error {
                 details,
                 retry_after: None,
                 allow: None,
+                request_id: None,
+                upstream_status: None,
                 connect: false,
                 source: None,
             }),
@@ -263,6 +269,21 @@ impl Error {
         self
     }
 
+    /// Pass the upstream's `x-request-id` on (what OpenAI staff ask for when debugging).
+    #[must_use]
+    pub fn with_request_id(mut self, value: HeaderValue) -> Self {
+        self.inner.request_id = Some(value);
+        self
+    }
+
+    /// Record the status the upstream answered with (kept for fallback decisions and logs, even
+    /// when the response carries another status).
+    #[must_use]
+    pub fn with_upstream_status(mut self, status: StatusCode) -> Self {
+        self.inner.upstream_status = Some(status);
+        self
+    }
+
     /// Mark a transport failure that happened while connecting, so the request never reached the
     /// upstream and is safe to send again.
     #[must_use]
@@ -289,6 +310,16 @@ impl Error {
     /// The `Retry-After` value passed on, if any.
     pub fn retry_after(&self) -> Option<&HeaderValue> {
         self.inner.retry_after.as_ref()
+    }
+
+    /// The status the upstream answered with, when the error is an upstream's answer.
+    pub fn upstream_status(&self) -> Option<StatusCode> {
+        self.inner.upstream_status
+    }
+
+    /// The upstream's `x-request-id`, passed on in the response.
+    pub fn request_id(&self) -> Option<&HeaderValue> {
+        self.inner.request_id.as_ref()
     }
 
     /// Whether the request failed before it reached the upstream (refused or failed connect).
@@ -336,6 +367,9 @@ impl Error {
         if let Some(retry_after) = self.inner.retry_after {
             headers.insert(RETRY_AFTER, retry_after);
         }
+        if let Some(request_id) = self.inner.request_id {
+            headers.insert(X_REQUEST_ID, request_id);
+        }
         if self.inner.status == StatusCode::UNAUTHORIZED {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
@@ -349,6 +383,7 @@ impl fmt::Debug for Error {
             .field("code", &self.inner.code)
             .field("status", &self.inner.status.as_u16())
             .field("details", &self.inner.details)
+            .field("upstream_status", &self.inner.upstream_status)
             .field("source", &self.inner.source)
             .finish()
     }

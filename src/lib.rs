@@ -9,6 +9,8 @@
 //! | [`auth`] | layer | credential (`Authorization: Bearer`, `X-Auth-Token`, cookie) → [`Principal`] in request extensions, or `401` JSON |
 //! | [`cors`] | layer preset | a validated builder over `tower_http::cors::CorsLayer` with ChatKit's headers |
 //! | [`session`] | service | `POST /api/custom/session`: authenticated user → upstream session → `{client_secret, expires_at, model?}` |
+//! | [`retry`] | layer | retry connect failures and 429/502/503/504 with backoff, `Retry-After` and a budget |
+//! | [`fallback`] | layer | replay to a second service when the first fails (custom backend → OpenAI hosted sessions) |
 //! | [`backend`] | service | the seed's `POST /api/sessions`: signed, expiring backend sessions |
 //! | [`token`] | type | the sealed client secret (HMAC-SHA256, key rotation) |
 //! | [`client`] | service | the upstream HTTP client (hyper-util + rustls, timeouts) |
@@ -59,7 +61,9 @@ pub mod client;
 pub mod config;
 pub mod cors;
 mod error;
+pub mod fallback;
 mod future;
+pub mod retry;
 pub mod session;
 pub mod token;
 

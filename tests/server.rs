@@ -222,3 +222,67 @@ async fn embedded_backend_endpoint_reads_user_from_query_or_body() {
     .await
     .assert_error(401, "UNAUTHORIZED");
 }
+
+#[tokio::test]
+async fn example_server_retries_a_flaky_backend_then_falls_back_to_openai() {
+    use serde_json::json;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    // A backend that fails twice, then answers: retried, never reaching OpenAI.
+    let backend = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/sessions"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .expect(2)
+        .mount(&backend)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/sessions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"session_id": "sess-9"})))
+        .expect(1)
+        .mount(&backend)
+        .await;
+    let api = MockServer::start().await;
+    let expires_at = time::OffsetDateTime::now_utc().unix_timestamp() + 600;
+    Mock::given(method("POST"))
+        .and(path("/v1/chatkit/sessions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "cksess_1", "client_secret": "ek_fallback", "expires_at": expires_at
+        })))
+        .expect(1)
+        .mount(&api)
+        .await;
+    let backend_url = backend.uri();
+    let api_url = api.uri();
+    let vars = [
+        ("CUSTOM_BACKEND_URL", backend_url.as_str()),
+        ("CUSTOM_BACKEND_KEY", "backend-key"),
+        ("OPENAI_API_KEY", "sk-test"),
+        ("CHATKIT_WORKFLOW_ID", "wf_1"),
+        ("CHATKIT_API_BASE", api_url.as_str()),
+        ("CHATKIT_SESSION_SECRET", SECRET),
+    ];
+    let server = serve_app(&vars).await;
+    let auth = [("authorization", "Bearer test-token")];
+    let res = post(&server.url("/api/custom/session"), &auth, "").await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let claims = SessionKeys::new([SECRET])
+        .unwrap()
+        .verify(res.json()["client_secret"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(claims.session_id, "sess-9");
+
+    // The backend starts failing for good: after the retries, the session comes from OpenAI.
+    backend.verify().await;
+    backend.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .expect(3)
+        .mount(&backend)
+        .await;
+    let res = post(&server.url("/api/custom/session"), &auth, "").await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(res.json()["client_secret"], "ek_fallback");
+}

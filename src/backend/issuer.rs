@@ -1,11 +1,12 @@
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use tower_service::Service;
 
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::session::{
-    rfc3339, BoxFuture, SessionRequest, SessionUpstream, UpstreamSession, DEFAULT_TTL,
-};
+use crate::session::{rfc3339, SessionRequest, UpstreamSession, DEFAULT_TTL};
 use crate::token::{unix_now, SessionClaims, SessionKeys, TokenError};
 
 /// Issues signed, expiring backend sessions; see the [module docs](super). Cheap to clone.
@@ -83,8 +84,16 @@ fn new_session_id() -> Result<String, Error> {
 
 /// As a direct upstream the issuer hands over a plain random session id: the session service
 /// seals it into the client secret, so signing it here too would only double the token's size.
-impl SessionUpstream for SessionIssuer {
-    fn create(&self, req: SessionRequest) -> BoxFuture<'_, Result<UpstreamSession, Error>> {
+impl Service<SessionRequest> for SessionIssuer {
+    type Response = UpstreamSession;
+    type Error = Error;
+    type Future = std::future::Ready<Result<UpstreamSession, Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: SessionRequest) -> Self::Future {
         let result = new_session_id().and_then(|session_id| {
             let mut session = UpstreamSession::backend(session_id)
                 .with_expires_at(Value::String(rfc3339(self.expiry())?));
@@ -93,6 +102,6 @@ impl SessionUpstream for SessionIssuer {
             }
             Ok(session)
         });
-        Box::pin(std::future::ready(result))
+        std::future::ready(result)
     }
 }

@@ -2,22 +2,19 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
-use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use http::{Request, Response};
+use http_body_util::Full;
 use serde_json::{Map, Value};
-use tower::ServiceExt;
 use tower_service::Service;
 
-use super::{BoxFuture, SessionRequest, SessionUpstream, UpstreamSession};
+use super::exchange::{exchange, failure, json_object};
+use super::{BoxFuture, SessionRequest, UpstreamSession};
 use crate::client::{HttpClient, DEFAULT_RESPONSE_TIMEOUT};
 use crate::error::{BoxError, ConfigError, Error, ErrorCode};
-
-/// Largest answer read from the backend.
-const MAX_ANSWER: usize = 64 * 1024;
-/// Longest upstream message quoted in `details`.
-const MAX_QUOTE: usize = 200;
 
 /// The seed's custom backend as a session upstream:
 /// `POST {CUSTOM_BACKEND_URL}/api/sessions?user_id=…` with `Authorization: Bearer
@@ -145,7 +142,7 @@ impl CustomBackendBuilder {
     }
 
     fn parts(&self) -> Result<(String, HeaderValue), ConfigError> {
-        let endpoint = join_url(&self.base_url, &self.path)?;
+        let endpoint = join_url(&self.base_url, &self.path, "CUSTOM_BACKEND_URL")?;
         if self.key.trim().is_empty() {
             return Err(ConfigError::variable(
                 "CUSTOM_BACKEND_KEY",
@@ -165,8 +162,12 @@ impl CustomBackendBuilder {
 }
 
 /// `base` + `path`, checked: `http(s)://host[:port][/prefix]`, no query.
-pub(crate) fn join_url(base: &str, path: &str) -> Result<String, ConfigError> {
-    let bad = |why: &str| ConfigError::variable("CUSTOM_BACKEND_URL", format!("{base:?} {why}"));
+pub(crate) fn join_url(
+    base: &str,
+    path: &str,
+    variable: &'static str,
+) -> Result<String, ConfigError> {
+    let bad = |why: &str| ConfigError::variable(variable, format!("{base:?} {why}"));
     let uri: http::Uri = base.trim().parse().map_err(|_| bad("is not a URL"))?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
@@ -189,7 +190,7 @@ pub(crate) fn join_url(base: &str, path: &str) -> Result<String, ConfigError> {
     Ok(joined)
 }
 
-impl<S, B> SessionUpstream for CustomBackend<S>
+impl<S, B> Service<SessionRequest> for CustomBackend<S>
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
     S::Future: Send,
@@ -197,41 +198,35 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    fn create(&self, req: SessionRequest) -> BoxFuture<'_, Result<UpstreamSession, Error>> {
+    type Response = UpstreamSession;
+    type Error = Error;
+    type Future = BoxFuture<'static, Result<UpstreamSession, Error>>;
+
+    #[inline]
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: SessionRequest) -> Self::Future {
+        let inner = self.inner.clone();
         Box::pin(async move {
-            let inner = &self.inner;
-            let call = async {
-                let upstream_req = inner.request(&req)?;
-                tracing::debug!(endpoint = %inner.endpoint, user = req.user.id(), "creating backend session");
-                let res = inner
-                    .client
-                    .clone()
-                    .oneshot(upstream_req)
-                    .await
-                    .map_err(|e| Error::from_boxed(e.into(), ErrorCode::BackendUnreachable))?;
-                let (parts, body) = res.into_parts();
-                let body = match Limited::new(body, MAX_ANSWER).collect().await {
-                    Ok(body) => body.to_bytes(),
-                    Err(err) if err.is::<LengthLimitError>() => {
-                        return Err(Error::new(
-                            ErrorCode::SessionError,
-                            format!("the backend's answer is over {MAX_ANSWER} bytes"),
-                        ))
-                    }
-                    Err(err) => return Err(Error::from_boxed(err, ErrorCode::BackendUnreachable)),
-                };
-                inner.interpret(parts, body)
-            };
-            let result = match tokio::time::timeout(inner.timeout, call).await {
-                Ok(result) => result,
-                Err(_) => Err(Error::new(
-                    ErrorCode::BackendTimeout,
-                    format!(
-                        "the backend did not answer within {} ms",
-                        inner.timeout.as_millis()
-                    ),
-                )),
-            };
+            let upstream_req = inner.request(&req)?;
+            tracing::debug!(endpoint = %inner.endpoint, user = req.user.id(), "creating backend session");
+            let result = async {
+                let (parts, body) =
+                    exchange(inner.client.clone(), upstream_req, inner.timeout).await?;
+                if !parts.status.is_success() {
+                    return Err(failure(
+                        "the backend",
+                        &parts,
+                        &body,
+                        &inner.key,
+                        "CUSTOM_BACKEND_KEY",
+                    ));
+                }
+                session_from(&parts, &body)
+            }
+            .await;
             if let Err(err) = &result {
                 tracing::debug!(error = %err, "backend session failed");
             }
@@ -260,111 +255,37 @@ impl<S> Inner<S> {
             .header(AUTHORIZATION, self.authorization.clone())
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json")
-            .header(
-                USER_AGENT,
-                concat!("chatkit-tower/", env!("CARGO_PKG_VERSION")),
-            )
+            .header(USER_AGENT, USER_AGENT_VALUE)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| Error::internal("the session request could not be built").with_source(e))
     }
-
-    fn interpret(
-        &self,
-        parts: http::response::Parts,
-        body: Bytes,
-    ) -> Result<UpstreamSession, Error> {
-        let status = parts.status;
-        let json: Option<Value> = serde_json::from_slice(&body).ok();
-        if !status.is_success() {
-            let quoted = json
-                .as_ref()
-                .and_then(upstream_message)
-                .map(|m| format!(": {}", self.scrub(m)))
-                .unwrap_or_default();
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                let err = Error::new(
-                    ErrorCode::RateLimited,
-                    format!("the backend is rate limiting session creation{quoted}"),
-                );
-                return Err(match parts.headers.get(RETRY_AFTER) {
-                    Some(v) => err.with_retry_after(v.clone()),
-                    None => err,
-                });
-            }
-            let err = Error::new(
-                ErrorCode::SessionError,
-                format!("the backend answered {}{quoted}", status.as_u16()),
-            );
-            // Our own key being refused is a server problem, not the browser's credential.
-            return Err(match status {
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::new(
-                    ErrorCode::SessionError,
-                    format!(
-                        "the backend refused the server's credentials ({}); check CUSTOM_BACKEND_KEY",
-                        status.as_u16()
-                    ),
-                ),
-                s if s.is_client_error() => err.with_status(s),
-                _ => err,
-            });
-        }
-        let Some(Value::Object(map)) = json else {
-            let kind = parts
-                .headers
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("no content type");
-            return Err(Error::new(
-                ErrorCode::SessionError,
-                format!("the backend answered {kind}, not a JSON object"),
-            ));
-        };
-        let session_id = match map.get("session_id").or_else(|| map.get("client_secret")) {
-            Some(Value::String(id)) if !id.is_empty() => id.clone(),
-            _ => {
-                return Err(Error::new(
-                    ErrorCode::SessionError,
-                    "the backend's answer has no session_id",
-                ))
-            }
-        };
-        let mut session = UpstreamSession::backend(session_id);
-        if let Some(expires_at) = map.get("expires_at").filter(|v| !v.is_null()) {
-            session = session.with_expires_at(expires_at.clone());
-        }
-        if let Some(Value::String(model)) = map.get("model") {
-            session = session.with_model(model.clone());
-        }
-        Ok(session)
-    }
-
-    /// Never quote our own key back, even if the backend echoes it.
-    fn scrub(&self, message: &str) -> String {
-        let mut quoted: String = message.chars().take(MAX_QUOTE).collect();
-        if quoted.len() < message.len() {
-            quoted.push('…');
-        }
-        if !self.key.is_empty() {
-            quoted = quoted.replace(&self.key, "[redacted]");
-        }
-        quoted
-    }
 }
 
-/// The human message in an error answer: `error` (a string or `{message}`), `message`, `detail`.
-pub(crate) fn upstream_message(json: &Value) -> Option<&str> {
-    match json.get("error") {
-        Some(Value::String(s)) => return Some(s),
-        Some(Value::Object(o)) => {
-            if let Some(Value::String(s)) = o.get("message") {
-                return Some(s);
-            }
+/// The kit's `User-Agent` toward upstreams.
+pub(crate) const USER_AGENT_VALUE: &str = concat!("chatkit-tower/", env!("CARGO_PKG_VERSION"));
+
+/// `{session_id, expires_at?, model?}` → the session (a `client_secret` field is accepted in
+/// place of `session_id`).
+fn session_from(parts: &http::response::Parts, body: &[u8]) -> Result<UpstreamSession, Error> {
+    let map = json_object(parts, body)?;
+    let session_id = match map.get("session_id").or_else(|| map.get("client_secret")) {
+        Some(Value::String(id)) if !id.is_empty() => id.clone(),
+        _ => {
+            return Err(Error::new(
+                ErrorCode::SessionError,
+                "the backend's answer has no session_id",
+            ))
         }
-        _ => {}
+    };
+    let mut session = UpstreamSession::backend(session_id);
+    if let Some(expires_at) = map.get("expires_at").filter(|v| !v.is_null()) {
+        session = session.with_expires_at(expires_at.clone());
     }
-    ["message", "detail", "details"]
-        .iter()
-        .find_map(|k| json.get(*k).and_then(Value::as_str))
+    if let Some(Value::String(model)) = map.get("model") {
+        session = session.with_model(model.clone());
+    }
+    session.request_id = parts.headers.get("x-request-id").cloned();
+    Ok(session)
 }
 
 #[cfg(test)]
@@ -374,25 +295,26 @@ mod tests {
     #[test]
     fn urls_are_joined_and_checked() {
         assert_eq!(
-            join_url("https://api.example.com/", "/api/sessions").unwrap(),
+            join_url(
+                "https://api.example.com/",
+                "/api/sessions",
+                "CUSTOM_BACKEND_URL"
+            )
+            .unwrap(),
             "https://api.example.com/api/sessions"
         );
         assert_eq!(
-            join_url("http://127.0.0.1:8000/v2", "api/sessions").unwrap(),
+            join_url(
+                "http://127.0.0.1:8000/v2",
+                "api/sessions",
+                "CUSTOM_BACKEND_URL"
+            )
+            .unwrap(),
             "http://127.0.0.1:8000/v2/api/sessions"
         );
         for bad in ["", "api.example.com", "ftp://x", "https://x/?a=1"] {
-            let err = join_url(bad, "/api/sessions").unwrap_err();
+            let err = join_url(bad, "/api/sessions", "CUSTOM_BACKEND_URL").unwrap_err();
             assert_eq!(err.variable_name(), Some("CUSTOM_BACKEND_URL"), "{bad}");
         }
-    }
-
-    #[test]
-    fn upstream_messages_are_found_in_common_shapes() {
-        let j = serde_json::json!({"error": {"message": "nope"}});
-        assert_eq!(upstream_message(&j), Some("nope"));
-        let j = serde_json::json!({"detail": "missing"});
-        assert_eq!(upstream_message(&j), Some("missing"));
-        assert_eq!(upstream_message(&serde_json::json!([1])), None);
     }
 }

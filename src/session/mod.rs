@@ -43,10 +43,13 @@
 //! ```
 
 mod custom_backend;
+mod exchange;
+mod hosted;
 mod service;
 mod upstream;
 
 pub use custom_backend::{CustomBackend, CustomBackendBuilder};
+pub use hosted::{HostedSessions, HostedSessionsBuilder, DEFAULT_API_BASE};
 pub(crate) use service::rfc3339;
 pub use service::{SessionService, SessionServiceBuilder, DEFAULT_TTL};
 pub use upstream::{BoxFuture, SessionRequest, SessionUpstream, UpstreamSession};

@@ -214,6 +214,8 @@ struct ClientBody {
     model: Option<String>,
     #[serde(default)]
     metadata: Option<Map<String, Value>>,
+    #[serde(default)]
+    previous_session_id: Option<String>,
 }
 
 #[derive(serde::Serialize)]
@@ -222,6 +224,8 @@ struct Answer {
     expires_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_id: Option<String>,
 }
 
 impl Inner {
@@ -272,12 +276,26 @@ impl Inner {
             }
         }
 
+        if client
+            .previous_session_id
+            .as_ref()
+            .is_some_and(|id| id.len() > MAX_MODEL_LEN)
+        {
+            return Err(Error::bad_request("previous_session_id is too long"));
+        }
         let request = SessionRequest {
             user: user.clone(),
             model: model.clone(),
             metadata: client.metadata,
+            previous_session_id: client.previous_session_id,
         };
-        let upstream = self.upstream.create(request).await?;
+        let upstream = match self.upstream.create(request).await {
+            Ok(upstream) => upstream,
+            Err(err) => {
+                tracing::info!(code = %err.code(), details = err.details(), upstream_status = ?err.upstream_status(), "session upstream failed");
+                return Err(err);
+            }
+        };
 
         let now = unix_now();
         let expires_at = self.expiry(upstream.expires_at.as_ref(), now);
@@ -293,8 +311,13 @@ impl Inner {
             client_secret,
             expires_at: rfc3339(expires_at)?,
             model: upstream.model.or(model),
+            session_id: upstream.public_session_id,
         };
-        Ok(json_response(StatusCode::OK, &answer))
+        let mut res = json_response(StatusCode::OK, &answer);
+        if let Some(request_id) = upstream.request_id {
+            res.headers_mut().insert("x-request-id", request_id);
+        }
+        Ok(res)
     }
 
     /// The earlier of the upstream's expiry and now + TTL; an upstream expiry that is missing,

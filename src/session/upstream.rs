@@ -1,6 +1,7 @@
-use std::sync::Arc;
-
+use http::HeaderValue;
 use serde_json::{Map, Value};
+use tower::ServiceExt;
+use tower_service::Service;
 
 use crate::auth::Principal;
 use crate::error::Error;
@@ -16,6 +17,9 @@ pub struct SessionRequest {
     pub model: Option<String>,
     /// Client metadata, already size-checked.
     pub metadata: Option<Map<String, Value>>,
+    /// On a refresh, the session the client is replacing (`previous_session_id` in the body),
+    /// for upstreams that cancel it.
+    pub previous_session_id: Option<String>,
 }
 
 impl SessionRequest {
@@ -25,6 +29,7 @@ impl SessionRequest {
             user,
             model: None,
             metadata: None,
+            previous_session_id: None,
         }
     }
 
@@ -44,7 +49,7 @@ impl SessionRequest {
 }
 
 /// What an upstream answered.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct UpstreamSession {
     /// The backend's session id (sealed into the client secret), or a finished client secret
@@ -58,6 +63,14 @@ pub struct UpstreamSession {
     /// Whether the kit seals `session_id` into its own signed client secret (`true` for custom
     /// backends; `false` for secrets that go to someone else, such as OpenAI's hosted API).
     pub seal: bool,
+    /// An id the client may send back as `previous_session_id` on refresh (hosted sessions:
+    /// the `cksess_…` id); returned as `session_id` in the answer.
+    pub public_session_id: Option<String>,
+    /// The upstream's `x-request-id`, passed on to the browser.
+    pub request_id: Option<HeaderValue>,
+    /// Anything layers want to tell the caller's code, such as
+    /// [`Answered`](crate::fallback::Answered); never sent to the browser.
+    pub extensions: http::Extensions,
 }
 
 impl UpstreamSession {
@@ -68,6 +81,9 @@ impl UpstreamSession {
             expires_at: None,
             model: None,
             seal: true,
+            public_session_id: None,
+            request_id: None,
+            extensions: http::Extensions::new(),
         }
     }
 
@@ -94,34 +110,46 @@ impl UpstreamSession {
     }
 }
 
-/// Where sessions come from: the custom backend over HTTP ([`CustomBackend`]), the embedded
-/// issuer with no HTTP hop ([`SessionIssuer`]), or your own.
+/// Where sessions come from: any tower [`Service`] of [`SessionRequest`] answering
+/// [`UpstreamSession`] with the kit's [`Error`] — [`CustomBackend`] (the seed's
+/// `CUSTOM_BACKEND_URL` over HTTP), [`HostedSessions`] (OpenAI's hosted ChatKit sessions),
+/// [`SessionIssuer`] (embedded, no HTTP hop), a [`Fallback`] of two of them, or your own
+/// (`tower::service_fn` is enough).
 ///
 /// Failures are [`Error`]s with the code the browser should see (`SESSION_ERROR`,
 /// `BACKEND_UNREACHABLE`, `BACKEND_TIMEOUT`, `RATE_LIMITED`).
 ///
 /// [`CustomBackend`]: super::CustomBackend
+/// [`HostedSessions`]: super::HostedSessions
 /// [`SessionIssuer`]: crate::backend::SessionIssuer
+/// [`Fallback`]: crate::fallback::Fallback
 ///
 /// ```
-/// use chatkit_tower::session::{BoxFuture, SessionRequest, SessionUpstream, UpstreamSession};
+/// use chatkit_tower::session::{SessionRequest, SessionService, UpstreamSession};
+/// use chatkit_tower::token::SessionKeys;
 /// use chatkit_tower::Error;
 ///
-/// struct Fixed;
-///
-/// impl SessionUpstream for Fixed {
-///     fn create(&self, req: SessionRequest) -> BoxFuture<'_, Result<UpstreamSession, Error>> {
-///         Box::pin(async move { Ok(UpstreamSession::backend(format!("sess-for-{}", req.user.id()))) })
-///     }
-/// }
+/// let fixed = tower::service_fn(|req: SessionRequest| async move {
+///     Ok::<_, Error>(UpstreamSession::backend(format!("sess-for-{}", req.user.id())))
+/// });
+/// let service = SessionService::builder(fixed).keys(SessionKeys::random().unwrap()).build();
+/// assert!(service.is_ok());
 /// ```
 pub trait SessionUpstream: Send + Sync + 'static {
     /// Create a session for `req.user`.
-    fn create(&self, req: SessionRequest) -> BoxFuture<'_, Result<UpstreamSession, Error>>;
+    fn create(&self, req: SessionRequest) -> BoxFuture<'static, Result<UpstreamSession, Error>>;
 }
 
-impl<U: SessionUpstream + ?Sized> SessionUpstream for Arc<U> {
-    fn create(&self, req: SessionRequest) -> BoxFuture<'_, Result<UpstreamSession, Error>> {
-        (**self).create(req)
+impl<S> SessionUpstream for S
+where
+    S: Service<SessionRequest, Response = UpstreamSession, Error = Error>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    fn create(&self, req: SessionRequest) -> BoxFuture<'static, Result<UpstreamSession, Error>> {
+        Box::pin(self.clone().oneshot(req))
     }
 }

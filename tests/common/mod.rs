@@ -31,6 +31,21 @@ pub async fn within<F: Future>(f: F) -> F::Output {
         .expect("the operation did not finish in time")
 }
 
+/// [`within`] for tests on tokio's paused clock: the deadline is wall-clock time, kept by a
+/// thread, because a tokio timer would be what the paused clock jumps to while real I/O is in
+/// flight.
+pub async fn within_real<F: Future>(f: F) -> F::Output {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        std::thread::sleep(TIMEOUT);
+        let _ = tx.send(());
+    });
+    tokio::select! {
+        out = f => out,
+        _ = rx => panic!("the operation did not finish in time (wall clock)"),
+    }
+}
+
 /// A server on 127.0.0.1:0 that stops when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,

@@ -237,6 +237,18 @@ impl Config {
     }
 }
 
+impl HostedConfig {
+    /// A [`HostedSessions`](crate::session::HostedSessions) builder with these settings.
+    pub fn builder(&self) -> crate::session::HostedSessionsBuilder {
+        let builder = crate::session::HostedSessions::builder(&self.api_key, &self.workflow_id)
+            .base_url(&self.api_base);
+        match &self.workflow_version {
+            Some(version) => builder.workflow_version(version),
+            None => builder,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,18 +342,6 @@ mod tests {
             "sk-openai",
         ] {
             assert!(!shown.contains(secret), "{shown}");
-        }
-    }
-}
-
-impl HostedConfig {
-    /// A [`HostedSessions`](crate::session::HostedSessions) builder with these settings.
-    pub fn builder(&self) -> crate::session::HostedSessionsBuilder {
-        let builder = crate::session::HostedSessions::builder(&self.api_key, &self.workflow_id)
-            .base_url(&self.api_base);
-        match &self.workflow_version {
-            Some(version) => builder.workflow_version(version),
-            None => builder,
         }
     }
 }

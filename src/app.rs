@@ -8,9 +8,12 @@
 //! | `/healthz` | GET | `{"status":"ok"}` |
 //! | `/api/custom/session` | POST | [`SessionService`] behind [`AuthLayer`] |
 //! | `/api/sessions` | POST | [`IssuerService`] (the embedded backend) |
+//! | `/api/ws/chat/{secret}` | GET (HTTP/1.1) / CONNECT (HTTP/2) | [`WsService`] chat with the demo responder |
+//! | `/` | GET | the demo page |
 //!
 //! The CORS preset is outermost (preflights never reach authentication); every answer is logged
-//! at info as one line with method, path, status and latency — never a header or a query string.
+//! at info as one line with method, path, status and latency — never a header, a query string,
+//! or the secret in a WebSocket path.
 //!
 //! ```no_run
 //! use chatkit_tower::{App, Config};
@@ -39,7 +42,7 @@ use tower::{Layer, ServiceExt};
 use tower_service::Service;
 
 use crate::auth::AuthLayer;
-use crate::backend::{IssuerService, SessionIssuer};
+use crate::backend::{DemoResponder, IssuerService, SessionIssuer};
 use crate::body::{json_response, Body};
 use crate::client::HttpClient;
 use crate::config::Config;
@@ -50,6 +53,7 @@ use crate::future::ResponseFuture;
 use crate::retry::{RetryLayer, RetryPolicy};
 use crate::session::{CustomBackend, SessionService};
 use crate::token::SessionKeys;
+use crate::ws::{Shutdown, WsService};
 
 type Route = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
 
@@ -57,6 +61,7 @@ type Route = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
 #[derive(Clone)]
 pub struct App {
     inner: Route,
+    ws_shutdown: Shutdown,
 }
 
 impl fmt::Debug for App {
@@ -69,7 +74,11 @@ impl fmt::Debug for App {
 struct Routes {
     session: Route,
     issuer: Route,
+    ws: Route,
+    page: Bytes,
 }
+
+const WS_PREFIX: &str = "/api/ws/chat";
 
 impl App {
     /// Assemble the endpoints `config` describes. Must be called inside a tokio runtime.
@@ -113,7 +122,7 @@ impl App {
                 SessionService::builder(issuer.clone())
             }
         }
-        .keys(keys)
+        .keys(keys.clone())
         .ttl(config.session_ttl)
         .models(config.models.clone())
         .build()?;
@@ -135,17 +144,27 @@ impl App {
                 .with_origin(&format!("http://127.0.0.1:{}", config.port))?;
         }
         let credentials = !origins.is_any();
-        let cors = CorsPreset::new(origins)
+        let cors = CorsPreset::new(origins.clone())
             .allow_credentials(credentials)
+            .build()?;
+
+        let responder = DemoResponder::new(config.demo_pace);
+        let ws_shutdown = Shutdown::new();
+        let ws = WsService::chat(keys.clone(), responder)
+            .origins(origins)
+            .shutdown(ws_shutdown.clone())
             .build()?;
 
         let routes = Routes {
             session: BoxCloneSyncService::new(session),
             issuer: BoxCloneSyncService::new(issuer),
+            ws: BoxCloneSyncService::new(ws),
+            page: demo_page(&config.models),
         };
         let inner = cors.layer(routes);
         Ok(Self {
             inner: BoxCloneSyncService::new(inner),
+            ws_shutdown,
         })
     }
 
@@ -190,7 +209,13 @@ impl App {
             });
         }
         drop(listener);
-        if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+        // WebSockets first: hyper's graceful shutdown does not see upgraded connections, and an
+        // HTTP/2 connection carrying one would otherwise hold the shutdown for the whole wait.
+        self.ws_shutdown.trigger();
+        let drained = async {
+            tokio::join!(graceful.shutdown(), self.ws_shutdown.closed());
+        };
+        if tokio::time::timeout(Duration::from_secs(10), drained)
             .await
             .is_err()
         {
@@ -216,7 +241,11 @@ where
     fn call(&mut self, req: Request<B>) -> ResponseFuture {
         let started = Instant::now();
         let method = req.method().clone();
-        let path = req.uri().path().to_owned();
+        // The WebSocket path carries the client secret: never log it.
+        let path = match req.uri().path() {
+            p if p.starts_with(WS_PREFIX) => format!("{WS_PREFIX}/…"),
+            p => p.to_owned(),
+        };
         let fut = self.inner.clone().oneshot(req.map(Body::new));
         ResponseFuture::new(async move {
             let Ok(res) = fut.await;
@@ -251,6 +280,26 @@ impl Service<Request<Body>> for Routes {
             }
             "/api/custom/session" => self.session.clone(),
             "/api/sessions" => self.issuer.clone(),
+            // No method check here: HTTP/2 WebSockets arrive as CONNECT; the service answers 405.
+            p if p == WS_PREFIX || p.starts_with("/api/ws/chat/") => self.ws.clone(),
+            "/" | "/index.html" => {
+                let res = if req.method() == Method::GET || req.method() == Method::HEAD {
+                    let mut res = Response::new(Body::from(self.page.clone()));
+                    let headers = res.headers_mut();
+                    headers.insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("text/html; charset=utf-8"),
+                    );
+                    headers.insert(
+                        http::header::CACHE_CONTROL,
+                        http::HeaderValue::from_static("no-cache"),
+                    );
+                    res
+                } else {
+                    Error::method_not_allowed(&[Method::GET]).into_response()
+                };
+                return ResponseFuture::ready(res);
+            }
             "/healthz" => {
                 let res = if req.method() == Method::GET || req.method() == Method::HEAD {
                     json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}))
@@ -272,3 +321,13 @@ impl Service<Request<Body>> for Routes {
         })
     }
 }
+
+/// The demo page, with the model allow-list filled in (as JSON that cannot close the script).
+fn demo_page(models: &[String]) -> Bytes {
+    let list = serde_json::to_string(models)
+        .unwrap_or_else(|_| "[]".to_owned())
+        .replace('<', "\\u003c");
+    Bytes::from(DEMO_PAGE.replace("/*MODELS*/[]", &list))
+}
+
+const DEMO_PAGE: &str = include_str!("../assets/demo.html");

@@ -13,6 +13,7 @@
 //! | `CHATKIT_SESSION_SECRET` | comma list of HMAC keys (≥ 32 bytes each) sealing client secrets; the first signs | a random key per start (with a warning) |
 //! | `CHATKIT_SESSION_TTL` | client secret lifetime, seconds | `3600` |
 //! | `CHATKIT_MODELS` | comma list of models a client may ask for | any |
+//! | `CHATKIT_DEMO_PACE_MS` | pause between words of the demo responder (0: back to back) | `40` |
 //! | `CHATKIT_USER_TOKENS` | `token=user_id,...` accepted by the demo authenticator | `test-token=demo-user` |
 //!
 //! An empty variable counts as unset. A bad value is an error naming the variable:
@@ -90,6 +91,8 @@ pub struct Config {
     pub session_ttl: Duration,
     /// Models a client may ask for (empty: any).
     pub models: Vec<String>,
+    /// Pause between words of the demo responder.
+    pub demo_pace: Duration,
     /// Tokens the demo authenticator accepts.
     pub user_tokens: StaticTokens,
     /// Whether `user_tokens` are the built-in demo ones.
@@ -213,6 +216,18 @@ impl Config {
                     .collect()
             })
             .unwrap_or_default();
+        let demo_pace = match get("CHATKIT_DEMO_PACE_MS") {
+            None => crate::backend::DemoResponder::DEFAULT_PACE,
+            Some(v) => match v.parse::<u64>() {
+                Ok(ms) if ms <= 60_000 => Duration::from_millis(ms),
+                _ => {
+                    return Err(ConfigError::variable(
+                        "CHATKIT_DEMO_PACE_MS",
+                        format!("{v:?} is not a number of milliseconds between 0 and 60000"),
+                    ))
+                }
+            },
+        };
         let (user_tokens, demo_users) = match get("CHATKIT_USER_TOKENS") {
             Some(v) => (
                 StaticTokens::parse(&v)
@@ -231,6 +246,7 @@ impl Config {
             session_keys,
             session_ttl,
             models,
+            demo_pace,
             user_tokens,
             demo_users,
         })
@@ -290,6 +306,7 @@ mod tests {
                 "CHATKIT_ALLOWED_ORIGINS",
             ),
             (&[("CHATKIT_USER_TOKENS", "tok")], "CHATKIT_USER_TOKENS"),
+            (&[("CHATKIT_DEMO_PACE_MS", "-1")], "CHATKIT_DEMO_PACE_MS"),
             (&[("OPENAI_API_KEY", "sk-1")], "CHATKIT_WORKFLOW_ID"),
             (&[("CHATKIT_WORKFLOW_ID", "wf_1")], "OPENAI_API_KEY"),
             (

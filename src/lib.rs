@@ -66,6 +66,7 @@ mod future;
 pub mod retry;
 pub mod session;
 pub mod token;
+pub mod ws;
 
 pub use app::App;
 pub use auth::Principal;

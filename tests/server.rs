@@ -286,3 +286,136 @@ async fn example_server_retries_a_flaky_backend_then_falls_back_to_openai() {
     assert_eq!(res.status, 200, "{}", res.text());
     assert_eq!(res.json()["client_secret"], "ek_fallback");
 }
+
+#[tokio::test]
+async fn demo_page_is_served_with_the_model_list() {
+    let server = serve_app(&[("CHATKIT_MODELS", "custom-v1,</script><b>")]).await;
+    let res = common::send(
+        http::Request::get(server.url("/"))
+            .body(Default::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    assert!(res.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = res.text();
+    assert!(
+        page.contains(r#"const MODELS = ["custom-v1","\u003c/script>\u003cb>"];"#),
+        "{}",
+        &page[..200]
+    );
+    assert!(page.contains("/api/custom/stream") && page.contains("/api/ws/chat/"));
+}
+
+#[tokio::test]
+async fn websocket_chat_through_the_example_server() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let server = serve_app(&[("CHATKIT_DEMO_PACE_MS", "0")]).await;
+    let res = post(
+        &server.url("/api/custom/session"),
+        &[("authorization", "Bearer test-token")],
+        "",
+    )
+    .await;
+    let secret = res.json()["client_secret"].as_str().unwrap().to_owned();
+    let url = format!("ws://{}/api/ws/chat/{secret}", server.addr);
+    let (mut socket, _) = within(tokio_tungstenite::connect_async(url)).await.unwrap();
+    within(socket.send(Message::text(r#"{"type":"message","text":"hello there"}"#)))
+        .await
+        .unwrap();
+    let mut text = String::new();
+    loop {
+        let msg = within(socket.next()).await.unwrap().unwrap();
+        let frame: serde_json::Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+        match frame["type"].as_str().unwrap() {
+            "delta" => text.push_str(frame["text"].as_str().unwrap()),
+            "done" => break,
+            other => panic!("unexpected frame {other}: {frame}"),
+        }
+    }
+    assert_eq!(text, "hello there");
+}
+
+/// Collects everything the kit logs, at every level.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_logs_at_any_level() {
+    let logs = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    // The test's runtime is single-threaded: every task of the server logs on this thread.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = serve_app(&[
+        ("CHATKIT_SESSION_SECRET", SECRET),
+        ("CHATKIT_USER_TOKENS", "user-token-hunter2=alice"),
+        ("CUSTOM_BACKEND_KEY", "backend-key-hunter2"),
+        ("CHATKIT_DEMO_PACE_MS", "0"),
+    ])
+    .await;
+    let res = post(
+        &server.url("/api/custom/session"),
+        &[("authorization", "Bearer user-token-hunter2")],
+        r#"{"metadata":{"k":"v"}}"#,
+    )
+    .await;
+    let secret = res.json()["client_secret"].as_str().unwrap().to_owned();
+    post(
+        &server.url("/api/sessions?user_id=bob"),
+        &[("authorization", "Bearer backend-key-hunter2")],
+        "",
+    )
+    .await;
+    post(
+        &server.url("/api/custom/session"),
+        &[("authorization", "Bearer wrong-token-hunter2")],
+        "",
+    )
+    .await;
+    let url = format!("ws://{}/api/ws/chat/{secret}", server.addr);
+    let (mut socket, _) = within(tokio_tungstenite::connect_async(url)).await.unwrap();
+    within(socket.close(None)).await.ok();
+    drop(socket);
+    tokio::task::yield_now().await;
+
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("/api/custom/session"),
+        "requests are logged: {logs}"
+    );
+    assert!(logs.contains("/api/ws/chat/…"), "{logs}");
+    let signature = secret.rsplit('.').next().unwrap();
+    for secret in ["hunter2", SECRET, signature, &secret[..40]] {
+        assert!(
+            !logs.contains(secret),
+            "{secret:?} leaked into the logs:\n{logs}"
+        );
+    }
+}

@@ -1,0 +1,367 @@
+//! Session endpoint benchmark: the example server's full stack (CORS, auth, retry, sealing) vs
+//! a minimal hand-written hyper forwarder doing the same mapping, both in front of the same
+//! upstream. Each server runs in its own process so its CPU time and memory are its own; the
+//! load generator runs here. Rounds alternate between the two peers so machine noise hits both.
+//!
+//! ```text
+//! cargo bench --bench session            # full run
+//! BENCH_QUICK=1 cargo bench --bench session
+//! ```
+//!
+//! Prints one table: req/s at concurrency 1 and 64, p50/p99 latency, CPU per request, RSS.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+const SECRET: &str = "bench-session-secret-0123456789abcdef";
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--role") {
+        let role = args[i + 1].clone();
+        let upstream = args.get(i + 2).cloned();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(run_role(&role, upstream));
+        return;
+    }
+    // `cargo bench` passes `--bench`; any other argument is ignored.
+    let quick = std::env::var_os("BENCH_QUICK").is_some();
+    orchestrate(quick);
+}
+
+// ---------------------------------------------------------------- roles (child processes)
+
+async fn run_role(role: &str, upstream: Option<String>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    match role {
+        "upstream" => {
+            println!("READY {addr}");
+            serve(listener, |_req: Request<Incoming>| async {
+                Ok::<_, Infallible>(json(
+                    StatusCode::OK,
+                    br#"{"session_id":"sess_bench","expires_at":"2099-01-01T00:00:00Z"}"#,
+                ))
+            })
+            .await;
+        }
+        "forwarder" => {
+            let upstream = upstream.expect("upstream address");
+            let client: Client<HttpConnector, Full<Bytes>> =
+                Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+            let tokens: Arc<HashMap<&'static str, &'static str>> =
+                Arc::new(HashMap::from([("test-token", "demo-user")]));
+            println!("READY {addr}");
+            serve(listener, move |req: Request<Incoming>| {
+                let client = client.clone();
+                let tokens = tokens.clone();
+                let upstream = upstream.clone();
+                async move { Ok::<_, Infallible>(forward(req, &client, &tokens, &upstream).await) }
+            })
+            .await;
+        }
+        "kit" => {
+            let upstream = upstream.expect("upstream address");
+            let vars = HashMap::from([
+                ("CUSTOM_BACKEND_URL", format!("http://{upstream}")),
+                ("CUSTOM_BACKEND_KEY", "bench-backend-key".to_owned()),
+                ("CHATKIT_SESSION_SECRET", SECRET.to_owned()),
+                (
+                    "CHATKIT_ALLOWED_ORIGINS",
+                    "https://app.example.com".to_owned(),
+                ),
+            ]);
+            let config = chatkit_tower::Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+            let app = chatkit_tower::App::from_config(&config).unwrap();
+            println!("READY {addr}");
+            app.serve(listener, std::future::pending()).await.unwrap();
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+fn json(status: StatusCode, body: &'static [u8]) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::from_static(body)));
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    res
+}
+
+/// What a careful hand-written forwarder does for the same endpoint: check the bearer token,
+/// forward `{user_id}` with the backend key, map `session_id` to `client_secret`.
+async fn forward(
+    req: Request<Incoming>,
+    client: &Client<HttpConnector, Full<Bytes>>,
+    tokens: &HashMap<&'static str, &'static str>,
+    upstream: &str,
+) -> Response<Full<Bytes>> {
+    let user = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|t| tokens.get(t).copied());
+    let Some(user) = user else {
+        return json(StatusCode::UNAUTHORIZED, br#"{"error":"Unauthorized"}"#);
+    };
+    let _ = req.into_body().collect().await;
+    let body = serde_json::to_vec(&serde_json::json!({ "user_id": user })).unwrap();
+    let up = Request::post(format!("http://{upstream}/api/sessions?user_id={user}"))
+        .header("authorization", "Bearer bench-backend-key")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let Ok(res) = client.request(up).await else {
+        return json(
+            StatusCode::BAD_GATEWAY,
+            br#"{"error":"Backend unreachable"}"#,
+        );
+    };
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let out = serde_json::json!({
+        "client_secret": v["session_id"], "expires_at": v["expires_at"]
+    });
+    let mut res = Response::new(Full::new(Bytes::from(serde_json::to_vec(&out).unwrap())));
+    res.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    res
+}
+
+async fn serve<F, Fut>(listener: tokio::net::TcpListener, f: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
+    loop {
+        let (tcp, _) = listener.accept().await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let f = f.clone();
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), hyper::service::service_fn(f))
+                .await;
+        });
+    }
+}
+
+// ---------------------------------------------------------------- orchestration (this process)
+
+struct Peer {
+    name: &'static str,
+    child: Child,
+    addr: SocketAddr,
+}
+
+fn spawn(role: &str, upstream: Option<SocketAddr>) -> (Child, SocketAddr) {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = Command::new(exe);
+    cmd.arg("--role").arg(role);
+    if let Some(up) = upstream {
+        cmd.arg(up.to_string());
+    }
+    let mut child = cmd
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().strip_prefix("READY ").unwrap().parse().unwrap();
+    (child, addr)
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// (current RSS, peak RSS) in KiB.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let get = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (get("VmRSS:"), get("VmHWM:"))
+}
+
+#[derive(Default, Clone)]
+struct Sample {
+    requests: u64,
+    seconds: f64,
+    cpu: f64,
+    latencies: Vec<Duration>,
+}
+
+async fn load(addr: SocketAddr, pid: u32, concurrency: usize, requests: usize) -> Sample {
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(concurrency)
+        .build(HttpConnector::new());
+    let per_worker = requests / concurrency;
+    let cpu_before = cpu_seconds(pid);
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let client = client.clone();
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per_worker);
+            for _ in 0..per_worker {
+                let req = Request::post(format!("http://{addr}/api/custom/session"))
+                    .header("authorization", "Bearer test-token")
+                    .header("origin", "https://app.example.com")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                let t = Instant::now();
+                let res = client.request(req).await.unwrap();
+                assert_eq!(res.status(), 200);
+                let _ = res.into_body().collect().await.unwrap();
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut latencies = Vec::with_capacity(requests);
+    for w in workers {
+        latencies.extend(w.await.unwrap());
+    }
+    Sample {
+        requests: latencies.len() as u64,
+        seconds: started.elapsed().as_secs_f64(),
+        cpu: cpu_seconds(pid) - cpu_before,
+        latencies,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn orchestrate(quick: bool) {
+    let (mut upstream, up_addr) = spawn("upstream", None);
+    let (kit, kit_addr) = spawn("kit", Some(up_addr));
+    let (fwd, fwd_addr) = spawn("forwarder", Some(up_addr));
+    let mut peers = [
+        Peer {
+            name: "kit (full stack)",
+            child: kit,
+            addr: kit_addr,
+        },
+        Peer {
+            name: "hyper forwarder",
+            child: fwd,
+            addr: fwd_addr,
+        },
+    ];
+    std::thread::sleep(Duration::from_millis(200));
+    let idle: Vec<u64> = peers.iter().map(|p| rss_kib(p.child.id()).0).collect();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (rounds, n1, n64) = if quick {
+        (2, 500, 4_000)
+    } else {
+        (5, 2_000, 20_000)
+    };
+    let mut results: HashMap<(&str, usize), Sample> = HashMap::new();
+    rt.block_on(async {
+        // Warm up both (connections, allocator).
+        for p in &peers {
+            load(p.addr, p.child.id(), 8, 800).await;
+        }
+        for round in 0..rounds {
+            // Alternate which peer goes first.
+            let order: Vec<usize> = if round % 2 == 0 {
+                vec![0, 1]
+            } else {
+                vec![1, 0]
+            };
+            for &i in &order {
+                for (c, n) in [(1usize, n1), (64usize, n64)] {
+                    let s = load(peers[i].addr, peers[i].child.id(), c, n).await;
+                    let e = results.entry((peers[i].name, c)).or_default();
+                    e.requests += s.requests;
+                    e.seconds += s.seconds;
+                    e.cpu += s.cpu;
+                    e.latencies.extend(s.latencies);
+                }
+            }
+        }
+    });
+    let peak: Vec<u64> = peers.iter().map(|p| rss_kib(p.child.id()).1).collect();
+
+    println!(
+        "\nsession endpoint, {rounds} interleaved rounds, loopback, 2 worker threads per server\n"
+    );
+    println!("| peer | c | req/s | p50 | p99 | CPU µs/req | idle RSS | peak RSS |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut table = HashMap::new();
+    for (i, p) in peers.iter().enumerate() {
+        for c in [1usize, 64] {
+            let s = results.get_mut(&(p.name, c)).unwrap();
+            s.latencies.sort();
+            let rps = s.requests as f64 / s.seconds;
+            let cpu_us = s.cpu * 1e6 / s.requests as f64;
+            println!(
+                "| {} | {c} | {rps:.0} | {:?} | {:?} | {cpu_us:.1} | {} KiB | {} KiB |",
+                p.name,
+                percentile(&s.latencies, 0.50),
+                percentile(&s.latencies, 0.99),
+                idle[i],
+                peak[i],
+            );
+            table.insert((i, c), (rps, cpu_us, percentile(&s.latencies, 0.99)));
+        }
+    }
+    println!("\nratios, kit / forwarder:");
+    for c in [1usize, 64] {
+        let (kr, kc, kp) = table[&(0, c)];
+        let (fr, fc, fp) = table[&(1, c)];
+        println!(
+            "  c={c:<3} req/s {:.2}×   CPU/req {:.2}×   p99 {:.2}×",
+            kr / fr,
+            kc / fc,
+            kp.as_secs_f64() / fp.as_secs_f64()
+        );
+    }
+    println!("  idle RSS: kit {} KiB, forwarder {} KiB", idle[0], idle[1]);
+
+    for p in &mut peers {
+        let _ = p.child.kill();
+        let _ = p.child.wait();
+    }
+    let _ = upstream.kill();
+    let _ = upstream.wait();
+}

@@ -6,9 +6,11 @@
 //! | path | method | what |
 //! |---|---|---|
 //! | `/healthz` | GET | `{"status":"ok"}` |
-//! | `/api/custom/session` | POST | [`SessionService`] behind [`AuthLayer`] |
-//! | `/api/sessions` | POST | [`IssuerService`] (the embedded backend) |
-//! | `/api/ws/chat/{secret}` | GET (HTTP/1.1) / CONNECT (HTTP/2) | [`WsService`] chat with the demo responder |
+//! | `/api/custom/session` | POST | [`SessionService`](crate::session::SessionService) behind [`AuthLayer`](crate::auth::AuthLayer) |
+//! | `/api/sessions` | POST | [`IssuerService`](crate::backend::IssuerService) (the embedded backend) |
+//! | `/api/custom/stream` | POST | [`StreamService`](crate::sse::StreamService): the custom backend's stream, or the demo responder |
+//! | `/api/ws/chat/{secret}` | GET (HTTP/1.1) / CONNECT (HTTP/2) | [`WsService`](crate::ws::WsService) chat with the demo responder |
+//! | `/chatkit` | POST | [`ChatKitService`](crate::chatkit::ChatKitService): ChatKit's own protocol, echo assistant, behind authentication |
 //! | `/` | GET | the demo page |
 //!
 //! The CORS preset is outermost (preflights never reach authentication); every answer is logged
@@ -41,19 +43,12 @@ use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceExt};
 use tower_service::Service;
 
-use crate::auth::AuthLayer;
-use crate::backend::{DemoResponder, IssuerService, SessionIssuer};
 use crate::body::{json_response, Body};
-use crate::client::HttpClient;
 use crate::config::Config;
-use crate::cors::{AllowedOrigins, CorsPreset};
 use crate::error::{BoxError, ConfigError, Error, ErrorCode};
-use crate::fallback::FallbackLayer;
 use crate::future::ResponseFuture;
-use crate::retry::{RetryLayer, RetryPolicy};
-use crate::session::{CustomBackend, SessionService};
-use crate::token::SessionKeys;
-use crate::ws::{Shutdown, WsService};
+use crate::kit::Kit;
+use crate::ws::Shutdown;
 
 type Route = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
 
@@ -74,7 +69,9 @@ impl fmt::Debug for App {
 struct Routes {
     session: Route,
     issuer: Route,
+    stream: Route,
     ws: Route,
+    chatkit: Route,
     page: Bytes,
 }
 
@@ -83,89 +80,23 @@ const WS_PREFIX: &str = "/api/ws/chat";
 impl App {
     /// Assemble the endpoints `config` describes. Must be called inside a tokio runtime.
     pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
-        let keys = match &config.session_keys {
-            Some(keys) => keys.clone(),
-            None => {
-                tracing::warn!(
-                    "CHATKIT_SESSION_SECRET is not set: client secrets are signed with a random key \
-                     and will not survive a restart or be accepted by other instances"
-                );
-                SessionKeys::random()?
-            }
-        };
-        let issuer = SessionIssuer::new(keys.clone()).ttl(config.session_ttl);
-        let session = match (&config.custom_backend, &config.hosted) {
-            (Some((url, key)), hosted) => {
-                // The custom backend behind retry; OpenAI's hosted sessions as the fallback.
-                let client = RetryLayer::new(RetryPolicy::interactive()).layer(HttpClient::new());
-                let backend = CustomBackend::builder(url.clone(), key.clone())
-                    .build_with_client(client)?;
-                match hosted {
-                    Some(hosted) => {
-                        tracing::info!(backend = %url, "sessions are proxied to the custom backend, falling back to OpenAI's hosted sessions");
-                        SessionService::builder(
-                            FallbackLayer::new(hosted.builder().build()?).layer(backend),
-                        )
-                    }
-                    None => {
-                        tracing::info!(backend = %url, "sessions are proxied to the custom backend");
-                        SessionService::builder(backend)
-                    }
-                }
-            }
-            (None, Some(hosted)) => {
-                tracing::info!("sessions are created by OpenAI's hosted ChatKit");
-                SessionService::builder(hosted.builder().build()?)
-            }
-            (None, None) => {
-                tracing::info!("sessions are issued by the embedded issuer");
-                SessionService::builder(issuer.clone())
-            }
-        }
-        .keys(keys.clone())
-        .ttl(config.session_ttl)
-        .models(config.models.clone())
-        .build()?;
-        if config.demo_users {
-            tracing::warn!("CHATKIT_USER_TOKENS is not set: the demo token test-token (user demo-user) is accepted");
-        }
-        let session = AuthLayer::new(config.user_tokens.clone()).layer(session);
-        let issuer = IssuerService::new(issuer, &config.backend_key)?;
+        Ok(Self::from_kit(&Kit::from_config(config)?, &config.models))
+    }
 
-        let own = format!("http://{}:{}", config.host, config.port);
-        let mut origins = config
-            .allowed_origins
-            .clone()
-            .unwrap_or(AllowedOrigins::list(Vec::<String>::new())?)
-            .with_origin(&own)?;
-        if config.host.is_loopback() {
-            origins = origins
-                .with_origin(&format!("http://localhost:{}", config.port))?
-                .with_origin(&format!("http://127.0.0.1:{}", config.port))?;
-        }
-        let credentials = !origins.is_any();
-        let cors = CorsPreset::new(origins.clone())
-            .allow_credentials(credentials)
-            .build()?;
-
-        let responder = DemoResponder::new(config.demo_pace);
-        let ws_shutdown = Shutdown::new();
-        let ws = WsService::chat(keys.clone(), responder)
-            .origins(origins)
-            .shutdown(ws_shutdown.clone())
-            .build()?;
-
+    /// Route the services of `kit`; `models` fill the demo page's model picker.
+    pub fn from_kit(kit: &Kit, models: &[String]) -> Self {
         let routes = Routes {
-            session: BoxCloneSyncService::new(session),
-            issuer: BoxCloneSyncService::new(issuer),
-            ws: BoxCloneSyncService::new(ws),
-            page: demo_page(&config.models),
+            session: BoxCloneSyncService::new(kit.session()),
+            issuer: BoxCloneSyncService::new(kit.issuer()),
+            stream: BoxCloneSyncService::new(kit.stream()),
+            ws: BoxCloneSyncService::new(kit.ws()),
+            chatkit: BoxCloneSyncService::new(kit.chatkit()),
+            page: demo_page(models),
         };
-        let inner = cors.layer(routes);
-        Ok(Self {
-            inner: BoxCloneSyncService::new(inner),
-            ws_shutdown,
-        })
+        Self {
+            inner: BoxCloneSyncService::new(kit.cors().layer(routes)),
+            ws_shutdown: kit.ws_shutdown(),
+        }
     }
 
     /// Serve connections from `listener` (HTTP/1.1 and HTTP/2, upgrades enabled) until
@@ -274,12 +205,16 @@ impl Service<Request<Body>> for Routes {
         let route = match req.uri().path() {
             // The method is checked before authentication, as a router would: a GET is 405
             // whether or not it carries a credential.
-            "/api/custom/session" | "/api/sessions" if req.method() != Method::POST => {
+            "/api/custom/session" | "/api/sessions" | "/api/custom/stream" | "/chatkit"
+                if req.method() != Method::POST =>
+            {
                 let res = Error::method_not_allowed(&[Method::POST]).into_response();
                 return ResponseFuture::ready(res);
             }
             "/api/custom/session" => self.session.clone(),
             "/api/sessions" => self.issuer.clone(),
+            "/api/custom/stream" => self.stream.clone(),
+            "/chatkit" => self.chatkit.clone(),
             // No method check here: HTTP/2 WebSockets arrive as CONNECT; the service answers 405.
             p if p == WS_PREFIX || p.starts_with("/api/ws/chat/") => self.ws.clone(),
             "/" | "/index.html" => {

@@ -57,14 +57,18 @@ pub mod app;
 pub mod auth;
 pub mod backend;
 mod body;
+pub mod chatkit;
 pub mod client;
 pub mod config;
 pub mod cors;
 mod error;
 pub mod fallback;
 mod future;
+pub mod kit;
+pub mod protocol;
 pub mod retry;
 pub mod session;
+pub mod sse;
 pub mod token;
 pub mod ws;
 
@@ -74,6 +78,7 @@ pub use body::Body;
 pub use config::Config;
 pub use error::{BoxError, ConfigError, Error, ErrorCode};
 pub use future::ResponseFuture;
+pub use kit::Kit;
 
 /// A boxed, `Send` future, as the kit's object-safe traits return.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

@@ -419,3 +419,89 @@ async fn no_secret_reaches_the_logs_at_any_level() {
         );
     }
 }
+
+#[tokio::test]
+async fn stream_through_the_example_server_arrives_word_by_word() {
+    use http_body_util::BodyExt;
+
+    let server = serve_app(&[("CHATKIT_DEMO_PACE_MS", "20")]).await;
+    let res = post(
+        &server.url("/api/custom/session"),
+        &[("authorization", "Bearer test-token")],
+        "",
+    )
+    .await;
+    let secret = res.json()["client_secret"].as_str().unwrap().to_owned();
+    // As the seed's stream reader sends it: no content type at all.
+    let req = http::Request::post(server.url("/api/custom/stream"))
+        .header("authorization", format!("Bearer {secret}"))
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            r#"{"message":"one two three"}"#,
+        )))
+        .unwrap();
+    let res = within(common::client().request(req)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    assert_eq!(res.headers()["x-accel-buffering"], "no");
+    let mut body = res.into_body();
+    let mut reads = Vec::new();
+    while let Some(frame) = within(body.frame()).await {
+        if let Ok(data) = frame.unwrap().into_data() {
+            reads.push(String::from_utf8(data.to_vec()).unwrap());
+        }
+    }
+    let all = reads.concat();
+    assert!(reads.len() > 1, "the reply came in one piece: {reads:?}");
+    assert_eq!(
+        all,
+        "data: {\"type\":\"delta\",\"text\":\"one \"}\n\n\
+         data: {\"type\":\"delta\",\"text\":\"two \"}\n\n\
+         data: {\"type\":\"delta\",\"text\":\"three\"}\n\n\
+         data: {\"type\":\"done\"}\n\n"
+    );
+    // A forged secret never streams.
+    post(
+        &server.url("/api/custom/stream"),
+        &[("authorization", "Bearer ck1.forged.secret")],
+        r#"{"message":"x"}"#,
+    )
+    .await
+    .assert_error(401, "UNAUTHORIZED");
+}
+
+#[tokio::test]
+async fn example_server_is_a_chatkit_custom_backend_out_of_the_box() {
+    let server = serve_app(&[("CHATKIT_DEMO_PACE_MS", "0")]).await;
+    let url = server.url("/chatkit");
+    let auth = [("authorization", "Bearer test-token")];
+    let create = r#"{"type":"threads.create","params":{"input":{"content":[{"type":"input_text","text":"hello chatkit"}],"attachments":[],"inference_options":{}}}}"#;
+    let res = post(&url, &auth, create).await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(res.headers["content-type"], "text/event-stream");
+    let events: Vec<serde_json::Value> = res
+        .text()
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .map(|json| serde_json::from_str(json).unwrap())
+        .collect();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        &types[..3],
+        ["thread.created", "thread.item.done", "stream_options"]
+    );
+    assert!(types.contains(&"thread.item.updated"), "{types:?}");
+    let done = events
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "thread.item.done" && e["item"]["type"] == "assistant_message")
+        .expect("an assistant message");
+    assert_eq!(done["item"]["content"][0]["text"], "hello chatkit");
+    let thread_id = events[0]["thread"]["id"].as_str().unwrap();
+
+    let list = post(&url, &auth, r#"{"type":"threads.list","params":{}}"#).await;
+    assert_eq!(list.json()["data"][0]["id"], thread_id);
+    // Without a credential: the kit's 401.
+    post(&url, &[], r#"{"type":"threads.list","params":{}}"#)
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+}

@@ -93,14 +93,14 @@ where
 
 /// The example server's app, built from these variables, served on an ephemeral port.
 pub async fn serve_app(vars: &[(&str, &str)]) -> TestServer {
-    let map: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let config = Config::from_lookup(move |k| map.get(k).cloned()).unwrap();
-    let app = App::from_config(&config).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    // The app knows its own port (its own origin is always allowed), unless the test says.
+    let mut map: HashMap<String, String> =
+        HashMap::from([("PORT".into(), addr.port().to_string())]);
+    map.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let config = Config::from_lookup(move |k| map.get(k).cloned()).unwrap();
+    let app = App::from_config(&config).unwrap();
     let task = tokio::spawn(async move {
         let _ = app.serve(listener, std::future::pending()).await;
     });
@@ -166,4 +166,70 @@ pub async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> Answer {
         req = req.header(*k, *v);
     }
     send(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await
+}
+
+/// The whole browser path against a server at `addr` mounting the kit (demo responder, demo
+/// user `test-token`): a client secret, a stream that arrives in order, and a WebSocket chat.
+pub async fn chat_round_trips(addr: SocketAddr) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let base = format!("http://{addr}");
+    let res = post(
+        &format!("{base}/api/custom/session"),
+        &[("authorization", "Bearer test-token")],
+        "",
+    )
+    .await;
+    assert_eq!(res.status, 200, "session: {}", res.text());
+    let secret = res.json()["client_secret"].as_str().unwrap().to_owned();
+
+    let res = post(
+        &format!("{base}/api/custom/stream"),
+        &[("authorization", &format!("Bearer {secret}"))],
+        r#"{"message":"hi there"}"#,
+    )
+    .await;
+    assert_eq!(res.status, 200, "stream: {}", res.text());
+    assert_eq!(res.headers["content-type"], "text/event-stream");
+    assert_eq!(
+        res.text(),
+        "data: {\"type\":\"delta\",\"text\":\"hi \"}\n\n\
+         data: {\"type\":\"delta\",\"text\":\"there\"}\n\n\
+         data: {\"type\":\"done\"}\n\n"
+    );
+
+    let (mut socket, _) = within(tokio_tungstenite::connect_async(format!(
+        "ws://{addr}/api/ws/chat/{secret}"
+    )))
+    .await
+    .expect("websocket handshake");
+    within(socket.send(Message::text(
+        r#"{"type":"message","text":"over the socket"}"#,
+    )))
+    .await
+    .unwrap();
+    let mut reply = String::new();
+    loop {
+        let msg = within(socket.next()).await.unwrap().unwrap();
+        let frame: serde_json::Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+        match frame["type"].as_str() {
+            Some("delta") => reply.push_str(frame["text"].as_str().unwrap()),
+            Some("done") => break,
+            _ => panic!("unexpected frame {frame}"),
+        }
+    }
+    assert_eq!(reply, "over the socket");
+
+    // Without a credential the session endpoint refuses, as JSON.
+    post(&format!("{base}/api/custom/session"), &[], "")
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+}
+
+/// A kit for framework tests: demo users, demo responder without pauses.
+pub fn test_kit() -> chatkit_tower::Kit {
+    let config =
+        Config::from_lookup(|k| (k == "CHATKIT_DEMO_PACE_MS").then(|| "0".to_owned())).unwrap();
+    chatkit_tower::Kit::from_config(&config).unwrap()
 }

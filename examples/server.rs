@@ -6,12 +6,14 @@
 //! ```
 //!
 //! Settings come from the environment (see `chatkit_tower::config`): `CUSTOM_BACKEND_URL` and
-//! `CUSTOM_BACKEND_KEY` make it a real proxy; `HOST` / `PORT` move it. `RUST_LOG` sets the log
-//! level (default `info`).
+//! `CUSTOM_BACKEND_KEY` make it a real proxy; `HOST` / `PORT` move it; `CHATKIT_STORE_URL` says
+//! where ChatKit threads are kept (default `sqlite://data/chatkit.db` under the working folder;
+//! `postgres://…` to share them between instances; `memory:`). `RUST_LOG` sets the log level
+//! (default `info`).
 
 use std::process::ExitCode;
 
-use chatkit_tower::{App, Config};
+use chatkit_tower::{App, Config, Kit};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -29,8 +31,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let app = match App::from_config(&config) {
-        Ok(app) => app,
+    // Opens (and migrates) the ChatKit store: SQLite in data/chatkit.db unless configured.
+    let app = match Kit::open(&config).await {
+        Ok(kit) => App::from_kit(&kit, &config.models),
         Err(err) => {
             eprintln!("configuration error: {err}");
             return ExitCode::from(2);

@@ -40,7 +40,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tower::util::BoxCloneSyncService;
-use tower::{Layer, ServiceExt};
+use tower::Layer;
 use tower_service::Service;
 
 use crate::body::{json_response, Body};
@@ -57,7 +57,12 @@ type Route = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
 pub struct App {
     inner: Route,
     ws_shutdown: Shutdown,
+    header_read_timeout: Duration,
 }
+
+/// Default time a connection may take to send a request's headers — idle keep-alive
+/// connections and slow-loris clients are closed after it.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl fmt::Debug for App {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -96,7 +101,16 @@ impl App {
         Self {
             inner: BoxCloneSyncService::new(kit.cors().layer(routes)),
             ws_shutdown: kit.ws_shutdown(),
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         }
+    }
+
+    /// Close connections that take longer than `timeout` to send a request's headers (idle
+    /// keep-alive connections included). Default 10 s.
+    #[must_use]
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
     }
 
     /// Serve connections from `listener` (HTTP/1.1 and HTTP/2, upgrades enabled) until
@@ -110,7 +124,7 @@ impl App {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(10));
+            .header_read_timeout(self.header_read_timeout);
         builder
             .http2()
             .timer(TokioTimer::new())
@@ -131,10 +145,21 @@ impl App {
                 () = &mut shutdown => break,
             };
             let service = TowerToHyperService::new(self.clone());
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            let conn = graceful.watch(conn.into_owned());
+            let (builder, watcher) = (builder.clone(), graceful.watcher());
+            let header_read_timeout = self.header_read_timeout;
             tokio::spawn(async move {
-                if let Err(err) = conn.await {
+                // The auto builder waits for a connection's first bytes (HTTP/1 or HTTP/2?) with
+                // no deadline of its own: a connection that never speaks is closed here.
+                let mut first = [0u8; 1];
+                if tokio::time::timeout(header_read_timeout, stream.peek(&mut first))
+                    .await
+                    .is_err()
+                {
+                    tracing::debug!(%peer, "closing a connection that sent nothing");
+                    return;
+                }
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                if let Err(err) = watcher.watch(conn.into_owned()).await {
                     tracing::debug!(%peer, error = %err, "connection ended with an error");
                 }
             });
@@ -165,11 +190,15 @@ where
     type Error = Infallible;
     type Future = ResponseFuture;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> ResponseFuture {
+        if !tracing::enabled!(tracing::Level::INFO) {
+            return ResponseFuture::from_infallible(self.inner.call(req.map(Body::new)));
+        }
         let started = Instant::now();
         let method = req.method().clone();
         // The WebSocket path carries the client secret: never log it.
@@ -177,7 +206,7 @@ where
             p if p.starts_with(WS_PREFIX) => format!("{WS_PREFIX}/…"),
             p => p.to_owned(),
         };
-        let fut = self.inner.clone().oneshot(req.map(Body::new));
+        let fut = self.inner.call(req.map(Body::new));
         ResponseFuture::new(async move {
             let Ok(res) = fut.await;
             tracing::info!(
@@ -197,7 +226,17 @@ impl Service<Request<Body>> for Routes {
     type Error = Infallible;
     type Future = ResponseFuture;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    /// Every route is one of the kit's always-ready services: this is ready at once.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        for route in [
+            &mut self.session,
+            &mut self.issuer,
+            &mut self.stream,
+            &mut self.ws,
+            &mut self.chatkit,
+        ] {
+            std::task::ready!(route.poll_ready(cx))?;
+        }
         Poll::Ready(Ok(()))
     }
 
@@ -211,12 +250,12 @@ impl Service<Request<Body>> for Routes {
                 let res = Error::method_not_allowed(&[Method::POST]).into_response();
                 return ResponseFuture::ready(res);
             }
-            "/api/custom/session" => self.session.clone(),
-            "/api/sessions" => self.issuer.clone(),
-            "/api/custom/stream" => self.stream.clone(),
-            "/chatkit" => self.chatkit.clone(),
+            "/api/custom/session" => &mut self.session,
+            "/api/sessions" => &mut self.issuer,
+            "/api/custom/stream" => &mut self.stream,
+            "/chatkit" => &mut self.chatkit,
             // No method check here: HTTP/2 WebSockets arrive as CONNECT; the service answers 405.
-            p if p == WS_PREFIX || p.starts_with("/api/ws/chat/") => self.ws.clone(),
+            p if p == WS_PREFIX || p.starts_with("/api/ws/chat/") => &mut self.ws,
             "/" | "/index.html" => {
                 let res = if req.method() == Method::GET || req.method() == Method::HEAD {
                     let mut res = Response::new(Body::from(self.page.clone()));
@@ -249,11 +288,7 @@ impl Service<Request<Body>> for Routes {
                 return ResponseFuture::ready(res);
             }
         };
-        let fut = route.oneshot(req);
-        ResponseFuture::new(async move {
-            let Ok(res) = fut.await;
-            Ok(res)
-        })
+        ResponseFuture::from_infallible(route.call(req))
     }
 }
 

@@ -125,8 +125,13 @@ impl http_body::Body for Body {
     }
 }
 
+/// Longest time a request body may take to arrive whole: a client dribbling bytes (slow loris)
+/// is answered `408 REQUEST_TIMEOUT` instead of holding the request open.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Read a request body whole, refusing it with `413 PAYLOAD_TOO_LARGE` as soon as it passes
-/// `limit` bytes (a declared `Content-Length` over the limit is refused before reading anything).
+/// `limit` bytes (a declared `Content-Length` over the limit is refused before reading anything),
+/// and with `408 REQUEST_TIMEOUT` if it takes longer than [`BODY_READ_TIMEOUT`].
 pub(crate) async fn read_limited<B>(
     headers: &http::HeaderMap,
     body: B,
@@ -149,7 +154,23 @@ where
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
+    let body = Limited::new(body, limit);
+    // An empty body is complete already: no deadline (and no timer) needed.
+    if http_body::Body::is_end_stream(&body) {
+        return Ok(Bytes::new());
+    }
+    let collected = tokio::time::timeout(BODY_READ_TIMEOUT, body.collect())
+        .await
+        .map_err(|_| {
+            Error::new(
+                ErrorCode::RequestTimeout,
+                format!(
+                    "the request body did not arrive within {} s",
+                    BODY_READ_TIMEOUT.as_secs()
+                ),
+            )
+        })?;
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.is::<LengthLimitError>() => Err(too_large()),
         Err(err) => Err(Error::bad_request("the request body could not be read").with_source(err)),
@@ -176,6 +197,7 @@ pub(crate) fn json_response<T: serde::Serialize>(status: StatusCode, value: &T) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::channel::Channel;
 
     #[tokio::test]
     async fn body_is_not_boxed_twice() {
@@ -195,6 +217,24 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.code(), ErrorCode::PayloadTooLarge);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dribbling_body_is_cut_off_with_408() {
+        let (mut tx, body) = Channel::<Bytes>::new(1);
+        let feeder = tokio::spawn(async move {
+            loop {
+                if tx.send_data(Bytes::from_static(b" ")).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
+        let err = read_limited(&http::HeaderMap::new(), body, 1024)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), StatusCode::REQUEST_TIMEOUT);
+        feeder.abort();
     }
 
     #[tokio::test]

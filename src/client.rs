@@ -51,7 +51,7 @@ pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Clone)]
 pub struct HttpClient {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    response_timeout: Duration,
+    response_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for HttpClient {
@@ -73,7 +73,7 @@ impl HttpClient {
     pub fn builder() -> HttpClientBuilder {
         HttpClientBuilder {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            response_timeout: Some(DEFAULT_RESPONSE_TIMEOUT),
             pool_idle_timeout: Duration::from_secs(90),
             https_only: false,
         }
@@ -91,7 +91,7 @@ impl Default for HttpClient {
 #[must_use]
 pub struct HttpClientBuilder {
     connect_timeout: Duration,
-    response_timeout: Duration,
+    response_timeout: Option<Duration>,
     pool_idle_timeout: Duration,
     https_only: bool,
 }
@@ -106,7 +106,14 @@ impl HttpClientBuilder {
     /// Time allowed from sending the request until the answer's headers arrive. Default 15 s.
     /// The body is not covered: a stream may run as long as it keeps sending.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
-        self.response_timeout = timeout;
+        self.response_timeout = Some(timeout);
+        self
+    }
+
+    /// No answer timeout of the client's own: for callers that bound the whole exchange
+    /// themselves (the session upstreams do), which saves a timer per request.
+    pub fn no_response_timeout(mut self) -> Self {
+        self.response_timeout = None;
         self
     }
 
@@ -124,23 +131,7 @@ impl HttpClientBuilder {
 
     /// Build the client. Must be called inside a tokio runtime.
     pub fn build(self) -> HttpClient {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(self.connect_timeout));
-        http.set_nodelay(true);
-        let builder = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .unwrap_or_else(|_| {
-                // The ring provider supports the default protocol versions; this branch only
-                // exists because the builder's signature is fallible.
-                hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots()
-            });
-        let builder = if self.https_only {
-            builder.https_only()
-        } else {
-            builder.https_or_http()
-        };
-        let connector = builder.enable_http1().enable_http2().wrap_connector(http);
+        let connector = https_connector(self.connect_timeout, self.https_only, true);
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
@@ -166,8 +157,9 @@ impl Service<Request<Full<Bytes>>> for HttpClient {
     fn call(&mut self, mut req: Request<Full<Bytes>>) -> ResponseFuture {
         strip_hop_by_hop(req.headers_mut());
         ResponseFuture {
-            inner: tokio::time::timeout(self.response_timeout, self.client.request(req)),
-            timeout: self.response_timeout,
+            inner: self.client.request(req),
+            deadline: self.response_timeout.map(tokio::time::sleep),
+            timeout: self.response_timeout.unwrap_or_default(),
         }
     }
 }
@@ -176,7 +168,9 @@ pin_project! {
     /// The response future of [`HttpClient`].
     pub struct ResponseFuture {
         #[pin]
-        inner: tokio::time::Timeout<hyper_util::client::legacy::ResponseFuture>,
+        inner: hyper_util::client::legacy::ResponseFuture,
+        #[pin]
+        deadline: Option<tokio::time::Sleep>,
         timeout: Duration,
     }
 }
@@ -192,20 +186,60 @@ impl Future for ResponseFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        Poll::Ready(match ready!(this.inner.poll(cx)) {
-            Err(_elapsed) => Err(Error::new(
-                ErrorCode::BackendTimeout,
-                format!(
-                    "the backend did not answer within {} ms",
-                    this.timeout.as_millis()
-                ),
-            )),
-            Ok(Err(err)) => Err(transport_error(err)),
-            Ok(Ok(mut res)) => {
+        let result = match this.inner.poll(cx) {
+            Poll::Ready(result) => result,
+            Poll::Pending => {
+                if let Some(deadline) = this.deadline.as_pin_mut() {
+                    ready!(deadline.poll(cx));
+                    return Poll::Ready(Err(Error::new(
+                        ErrorCode::BackendTimeout,
+                        format!(
+                            "the backend did not answer within {} ms",
+                            this.timeout.as_millis()
+                        ),
+                    )));
+                }
+                return Poll::Pending;
+            }
+        };
+        Poll::Ready(match result {
+            Err(err) => Err(transport_error(err)),
+            Ok(mut res) => {
                 strip_hop_by_hop(res.headers_mut());
                 Ok(res.map(Body::new))
             }
         })
+    }
+}
+
+/// The TLS-or-plain connector both upstream clients use: webpki roots, the `ring` provider
+/// chosen explicitly (so a second rustls provider elsewhere in the build cannot make it panic),
+/// `TCP_NODELAY`, a connect timeout; HTTP/2 offered through ALPN when `http2`.
+pub(crate) fn https_connector(
+    connect_timeout: Duration,
+    https_only: bool,
+    http2: bool,
+) -> HttpsConnector<HttpConnector> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        .unwrap_or_else(|_| {
+            // The ring provider supports the default protocol versions; this branch only
+            // exists because the builder's signature is fallible.
+            hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots()
+        });
+    let builder = if https_only {
+        builder.https_only()
+    } else {
+        builder.https_or_http()
+    };
+    if http2 {
+        builder.enable_http1().enable_http2().wrap_connector(http)
+    } else {
+        builder.enable_http1().wrap_connector(http)
     }
 }
 
@@ -255,6 +289,10 @@ fn transport_error(err: hyper_util::client::legacy::Error) -> Error {
 
 /// Remove hop-by-hop headers (RFC 9110 §7.6.1), including any named by `Connection`.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over the names, no hashing.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -278,6 +316,18 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     headers.remove("keep-alive");
     headers.remove("proxy-connection");
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name == header::PROXY_AUTHORIZATION
+        || name == header::PROXY_AUTHENTICATE
+        || name == "keep-alive"
+        || name == "proxy-connection"
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //! | `CHATKIT_MODELS` | comma list of models a client may ask for | any |
 //! | `CHATKIT_DEMO_PACE_MS` | pause between words of the demo responder (0: back to back) | `40` |
 //! | `CHATKIT_USER_TOKENS` | `token=user_id,...` accepted by the demo authenticator | `test-token=demo-user` |
+//! | `CHATKIT_STORE_URL` | where ChatKit threads are kept: `sqlite://PATH`, `postgres://…` or `memory:` ([`StoreUrl`]) | [`Kit::open`](crate::Kit::open) (the example server): `sqlite://data/chatkit.db`; [`Kit::from_config`](crate::Kit::from_config): `memory:` |
 //!
 //! An empty variable counts as unset. A bad value is an error naming the variable:
 //!
@@ -33,6 +34,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::auth::StaticTokens;
+use crate::chatkit::StoreUrl;
 use crate::cors::AllowedOrigins;
 use crate::error::ConfigError;
 use crate::session::DEFAULT_TTL;
@@ -97,6 +99,10 @@ pub struct Config {
     pub user_tokens: StaticTokens,
     /// Whether `user_tokens` are the built-in demo ones.
     pub demo_users: bool,
+    /// Where ChatKit threads are kept (`CHATKIT_STORE_URL`); `None` when unset:
+    /// [`Kit::open`](crate::Kit::open) then uses [`StoreUrl::DEFAULT`] (SQLite in
+    /// `data/chatkit.db`), [`Kit::from_config`](crate::Kit::from_config) keeps them in memory.
+    pub store: Option<StoreUrl>,
 }
 
 impl fmt::Debug for Config {
@@ -114,6 +120,7 @@ impl fmt::Debug for Config {
             .field("session_ttl", &self.session_ttl)
             .field("models", &self.models)
             .field("user_tokens", &self.user_tokens)
+            .field("store", &self.store)
             .finish_non_exhaustive()
     }
 }
@@ -236,6 +243,10 @@ impl Config {
             ),
             None => (StaticTokens::parse(DEMO_USER_TOKENS)?, true),
         };
+        let store = get("CHATKIT_STORE_URL")
+            .map(|v| v.parse::<StoreUrl>())
+            .transpose()
+            .map_err(|e| ConfigError::variable("CHATKIT_STORE_URL", e.to_string()))?;
         Ok(Self {
             host,
             port,
@@ -249,6 +260,7 @@ impl Config {
             demo_pace,
             user_tokens,
             demo_users,
+            store,
         })
     }
 }
@@ -307,6 +319,11 @@ mod tests {
             ),
             (&[("CHATKIT_USER_TOKENS", "tok")], "CHATKIT_USER_TOKENS"),
             (&[("CHATKIT_DEMO_PACE_MS", "-1")], "CHATKIT_DEMO_PACE_MS"),
+            (
+                &[("CHATKIT_STORE_URL", "mysql://db/x")],
+                "CHATKIT_STORE_URL",
+            ),
+            (&[("CHATKIT_STORE_URL", "sqlite://")], "CHATKIT_STORE_URL"),
             (&[("OPENAI_API_KEY", "sk-1")], "CHATKIT_WORKFLOW_ID"),
             (&[("CHATKIT_WORKFLOW_ID", "wf_1")], "OPENAI_API_KEY"),
             (
@@ -330,6 +347,34 @@ mod tests {
             let err = config(vars).unwrap_err();
             assert_eq!(err.variable_name(), Some(*name), "{vars:?}: {err}");
         }
+    }
+
+    #[test]
+    fn store_url_takes_each_form_and_hides_a_password() {
+        assert_eq!(config(&[]).unwrap().store, None);
+        let store = |v: &str| config(&[("CHATKIT_STORE_URL", v)]).map(|c| c.store);
+        assert_eq!(store("memory:").unwrap(), Some(StoreUrl::Memory));
+        for (url, feature_on) in [
+            ("sqlite://data/chatkit.db", cfg!(feature = "sqlite")),
+            (
+                "postgres://u:hunter2@db/chatkit",
+                cfg!(feature = "postgres"),
+            ),
+        ] {
+            match store(url) {
+                Ok(found) => assert!(feature_on && found.is_some()),
+                // A build without the store says which feature it needs.
+                Err(err) => {
+                    assert!(!feature_on, "{err}");
+                    assert!(err.to_string().contains("cargo feature"), "{err}");
+                }
+            }
+        }
+        let shown = format!(
+            "{:?}",
+            config(&[("CHATKIT_STORE_URL", "postgres://u:hunter2@db/chatkit")])
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 405: wrong method (the response carries `Allow`).
     MethodNotAllowed,
+    /// 408: the request body did not arrive in time (a slow-loris client).
+    RequestTimeout,
     /// 404: no endpoint at this path (only where the kit does the routing, as in [`App`](crate::App)).
     NotFound,
     /// 429: the upstream said 429 (its `Retry-After` is passed on).
@@ -83,6 +85,7 @@ impl ErrorCode {
             Self::BadRequest => "BAD_REQUEST",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::RequestTimeout => "REQUEST_TIMEOUT",
             Self::NotFound => "NOT_FOUND",
             Self::RateLimited => "RATE_LIMITED",
             Self::SessionError => "SESSION_ERROR",
@@ -109,6 +112,7 @@ impl ErrorCode {
             Self::BadRequest => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::SessionError | Self::UpstreamError | Self::BackendUnreachable => {
@@ -129,6 +133,7 @@ impl ErrorCode {
             Self::BadRequest => "Bad request",
             Self::PayloadTooLarge => "Payload too large",
             Self::MethodNotAllowed => "Method not allowed",
+            Self::RequestTimeout => "Request timeout",
             Self::NotFound => "Not found",
             Self::RateLimited => "Rate limited",
             Self::SessionError => "Session creation failed",
@@ -494,6 +499,7 @@ mod tests {
             (BadRequest, 400),
             (PayloadTooLarge, 413),
             (MethodNotAllowed, 405),
+            (RequestTimeout, 408),
             (NotFound, 404),
             (RateLimited, 429),
             (SessionError, 502),

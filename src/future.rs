@@ -19,7 +19,7 @@ use crate::BoxFuture;
 /// [`IssuerService`]: crate::backend::IssuerService
 /// [`App`]: crate::App
 pub struct ResponseFuture {
-    inner: BoxFuture<'static, Response<Body>>,
+    inner: BoxFuture<'static, Result<Response<Body>, Infallible>>,
 }
 
 impl ResponseFuture {
@@ -29,14 +29,21 @@ impl ResponseFuture {
         F: Future<Output = Result<Response<Body>, Error>> + Send + 'static,
     {
         Self {
-            inner: Box::pin(async move { handler.await.unwrap_or_else(Error::into_response) }),
+            inner: Box::pin(async move { Ok(handler.await.unwrap_or_else(Error::into_response)) }),
         }
+    }
+
+    /// A future that already never fails (a boxed route), kept as it is.
+    pub(crate) fn from_infallible(
+        inner: BoxFuture<'static, Result<Response<Body>, Infallible>>,
+    ) -> Self {
+        Self { inner }
     }
 
     /// An answer that is already known.
     pub(crate) fn ready(res: Response<Body>) -> Self {
         Self {
-            inner: Box::pin(std::future::ready(res)),
+            inner: Box::pin(std::future::ready(Ok(res))),
         }
     }
 }
@@ -52,6 +59,6 @@ impl Future for ResponseFuture {
 
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx).map(Ok)
+        self.inner.as_mut().poll(cx)
     }
 }

@@ -14,15 +14,35 @@
 //! let cors = kit.cors();       // around all of them, outermost
 //! # });
 //! ```
+//!
+//! # Where ChatKit threads are kept
+//!
+//! [`Kit::open`] opens the store that `CHATKIT_STORE_URL` names — SQLite in `data/chatkit.db`
+//! when it is unset, as the example server does — and fails, naming the variable, when it cannot
+//! (a bad path, a server out of reach): never a silent fallback to memory.
+//! [`Kit::from_config`] is synchronous and opens no database: it keeps threads in memory, and
+//! refuses a configured SQLite or PostgreSQL URL rather than ignore it.
+//! [`Kit::with_store`] takes any [`Store`] you built yourself.
+//!
+//! ```no_run
+//! use chatkit_tower::{App, Config, Kit};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::from_env()?;
+//! let kit = Kit::open(&config).await?; // sqlite://data/chatkit.db unless CHATKIT_STORE_URL says
+//! let app = App::from_kit(&kit, &config.models);
+//! # Ok(()) }
+//! ```
 
 use std::fmt;
+use std::sync::Arc;
 
 use tower_http::cors::CorsLayer;
 use tower_layer::Layer;
 
 use crate::auth::{Auth, AuthLayer};
 use crate::backend::{DemoResponder, IssuerService, SessionIssuer};
-use crate::chatkit::{ChatKitService, EchoAssistant, InMemoryStore};
+use crate::chatkit::{ChatKitService, EchoAssistant, InMemoryStore, Store, StoreUrl};
 use crate::client::HttpClient;
 use crate::config::Config;
 use crate::cors::{AllowedOrigins, CorsPreset};
@@ -66,9 +86,49 @@ impl Kit {
     ///   when configured), OpenAI's hosted sessions alone, or the embedded issuer;
     /// - streams: proxied to the custom backend's `/api/stream`, or the demo responder;
     /// - WebSocket chat: the demo responder;
-    /// - ChatKit's protocol (`/chatkit`): the echo assistant over an in-memory store;
+    /// - ChatKit's protocol (`/chatkit`): the echo assistant over an in-memory store
+    ///   (`CHATKIT_STORE_URL` unset or `memory:`; a database URL is refused here: use
+    ///   [`open`](Self::open));
     /// - allowed origins: `CHATKIT_ALLOWED_ORIGINS` plus the server's own.
     pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        match &config.store {
+            None | Some(StoreUrl::Memory) => Self::with_store(config, InMemoryStore::new()),
+            Some(url) => Err(ConfigError::variable(
+                "CHATKIT_STORE_URL",
+                format!("{url} is a database: open it with Kit::open(&config).await"),
+            )),
+        }
+    }
+
+    /// [`from_config`](Self::from_config) with the ChatKit store that `CHATKIT_STORE_URL`
+    /// names, opened and migrated — [`StoreUrl::DEFAULT`] (SQLite in `data/chatkit.db`, the
+    /// folder created) when it is unset. Must be called inside a tokio runtime.
+    ///
+    /// A store that cannot be opened (an unwritable path, a server out of reach within the
+    /// store's timeout, wrong credentials) is a [`ConfigError`] naming `CHATKIT_STORE_URL`.
+    pub async fn open(config: &Config) -> Result<Self, ConfigError> {
+        let url = match &config.store {
+            Some(url) => url.clone(),
+            None => StoreUrl::DEFAULT.parse().map_err(|e| {
+                ConfigError::variable(
+                    "CHATKIT_STORE_URL",
+                    format!("is unset, and its default {}: {e}", StoreUrl::DEFAULT),
+                )
+            })?,
+        };
+        let store = url.open().await.map_err(|e| {
+            ConfigError::variable("CHATKIT_STORE_URL", format!("cannot open {url}: {e}"))
+        })?;
+        tracing::info!(store = %url, "ChatKit store opened");
+        Self::build(config, store)
+    }
+
+    /// [`from_config`](Self::from_config) with your own ChatKit store.
+    pub fn with_store(config: &Config, store: impl Store) -> Result<Self, ConfigError> {
+        Self::build(config, Arc::new(store))
+    }
+
+    fn build(config: &Config, store: Arc<dyn Store>) -> Result<Self, ConfigError> {
         let keys = match &config.session_keys {
             Some(keys) => keys.clone(),
             None => {
@@ -83,7 +143,9 @@ impl Kit {
         let session = match (&config.custom_backend, &config.hosted) {
             (Some((url, key)), hosted) => {
                 // The custom backend behind retry; OpenAI's hosted sessions as the fallback.
-                let client = RetryLayer::new(RetryPolicy::interactive()).layer(HttpClient::new());
+                // No client timeout of its own: the backend's timeout bounds the whole exchange.
+                let client = RetryLayer::new(RetryPolicy::interactive())
+                    .layer(HttpClient::builder().no_response_timeout().build());
                 let backend = CustomBackend::builder(url.clone(), key.clone())
                     .build_with_client(client)?;
                 match hosted {
@@ -149,8 +211,7 @@ impl Kit {
             .origins(origins.clone())
             .build()?;
         let chatkit =
-            ChatKitService::builder(EchoAssistant::new(config.demo_pace), InMemoryStore::new())
-                .build()?;
+            ChatKitService::builder(EchoAssistant::new(config.demo_pace), store).build()?;
 
         Ok(Self {
             keys,

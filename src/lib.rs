@@ -74,7 +74,7 @@ pub mod ws;
 
 pub use app::App;
 pub use auth::Principal;
-pub use body::Body;
+pub use body::{Body, BODY_READ_TIMEOUT};
 pub use config::Config;
 pub use error::{BoxError, ConfigError, Error, ErrorCode};
 pub use future::ResponseFuture;

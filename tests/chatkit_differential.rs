@@ -203,7 +203,7 @@ impl Ids {
                 let starts_word = out
                     .chars()
                     .last()
-                    .map_or(true, |c| !c.is_ascii_alphanumeric());
+                    .is_none_or(|c| !c.is_ascii_alphanumeric());
                 if starts_word
                     && rest.len() >= len
                     && rest.starts_with(prefix)
@@ -213,7 +213,7 @@ impl Ids {
                     let ends_word = rest[len..]
                         .chars()
                         .next()
-                        .map_or(true, |c| !c.is_ascii_alphanumeric());
+                        .is_none_or(|c| !c.is_ascii_alphanumeric());
                     if ends_word
                         && hex
                             .bytes()

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chatkit_tower::backend::DemoResponder;
+use chatkit_tower::client::HttpClient;
 use chatkit_tower::sse::{KeepAlive, StreamBackend, StreamService, StreamServiceBuilder};
 use chatkit_tower::token::{SessionClaims, SessionKeys};
 use common::{within, TestServer};
@@ -59,6 +60,8 @@ enum Behaviour {
     Answer(u16, &'static str),
     /// Headers only after this long.
     SlowHeaders(Duration),
+    /// `200 text/event-stream` with this many events, each its own chunk, all ready at once.
+    Burst(usize),
 }
 
 /// One request the backend received.
@@ -171,6 +174,13 @@ async fn answer(
                 Full::new(Bytes::from(body)).map_err(|e| match e {}),
             ))
             .unwrap(),
+        Behaviour::Burst(n) => {
+            let frames = (0..n).map(|i| Ok(Frame::data(Bytes::from(burst_event(i)))));
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(BodyExt::boxed(StreamBody::new(stream::iter(frames))))
+                .unwrap()
+        }
         Behaviour::SlowHeaders(delay) => {
             tokio::time::sleep(delay).await;
             Response::new(BodyExt::boxed(
@@ -178,6 +188,10 @@ async fn answer(
             ))
         }
     }
+}
+
+fn burst_event(i: usize) -> String {
+    format!("id: {i}\ndata: {{\"type\":\"delta\",\"text\":\"w{i} \"}}\n\n")
 }
 
 /// Send `text` as one chunk of the backend's answer.
@@ -493,6 +507,59 @@ async fn dropping_the_client_closes_the_backend_connection() {
 
     // The backend keeps talking; soon nobody listens: its answer body is dropped (sending
     // fails) and its connection closes. Every await is under a timeout.
+    within(async {
+        while call
+            .tx
+            .send(Ok(Frame::data(Bytes::from_static(b": tick\n\n"))))
+            .await
+            .is_ok()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    within(backend.closed.recv())
+        .await
+        .expect("the backend connection should close");
+}
+
+#[tokio::test]
+async fn events_that_arrived_together_leave_together() {
+    let backend = Backend::start(Behaviour::Burst(200)).await;
+    let kit = kit(&backend).await;
+    let res = open(&kit, Some(&secret()), "{}").await;
+    let mut reader = Reader::new(res);
+    let all = reader.rest().await;
+    assert_eq!(all, (0..200).map(burst_event).collect::<String>());
+    // The backend wrote its 200 chunks in a few writes; the kit must not turn them back into
+    // one write per event.
+    assert!(
+        reader.reads < 100,
+        "200 events came in {} reads",
+        reader.reads
+    );
+}
+
+#[tokio::test]
+async fn a_pooled_http_client_streams_too_and_a_disconnect_still_closes_the_backend() {
+    let mut backend = Backend::start(Behaviour::Stream("text/event-stream")).await;
+    let upstream = StreamBackend::builder(backend.url(), BACKEND_KEY)
+        .build_with_client(HttpClient::new())
+        .unwrap();
+    let svc = StreamService::builder(keys())
+        .proxy(upstream)
+        .build()
+        .unwrap();
+    let kit = common::serve(svc).await;
+    let res = open(&kit, Some(&secret()), "{}").await;
+    let call = backend.call().await;
+    let mut reader = Reader::new(res);
+    for i in 0..3 {
+        let event = format!("data: {i}\n\n");
+        emit(&call, &event).await;
+        reader.expect(&event).await;
+    }
+    drop(reader);
     within(async {
         while call
             .tx

@@ -17,7 +17,9 @@
 //!   stream of events; optionally handle actions, sync actions, dictation, feedback, and a
 //!   stopped answer. [`EchoAssistant`] is a complete demo.
 //! - [`Store`]: threads, items and attachment records, scoped by user, paged by an opaque
-//!   cursor; [`InMemoryStore`] keeps them in memory.
+//!   cursor; [`InMemoryStore`] keeps them in memory, `SqliteStore` in one file (feature
+//!   `sqlite`, on by default), `PostgresStore` in a database shared by many instances (feature
+//!   `postgres`); [`StoreUrl`] picks one from `CHATKIT_STORE_URL` — see [`sql`].
 //! - [`AttachmentStore`]: attachment bytes for the two-phase and direct upload strategies;
 //!   [`InMemoryAttachmentStore`].
 //! - [`RequestContext`]: the user (from the [`Principal`](crate::Principal) that
@@ -103,6 +105,7 @@ mod echo;
 mod memory;
 mod pipeline;
 mod service;
+pub mod sql;
 mod store;
 
 pub use assistant::{
@@ -117,4 +120,11 @@ pub use service::{
     ChatKitService, ChatKitServiceBuilder, DEFAULT_BODY_LIMIT, DEFAULT_CANCEL_TIMEOUT,
     DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
 };
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use sql::PostgresStore;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use sql::SqliteStore;
+pub use sql::StoreUrl;
 pub use store::{generate_id, IdKind, PageQuery, Store, StoreError, StoreErrorKind, StoreFuture};

@@ -112,9 +112,9 @@ impl CustomBackendBuilder {
         self
     }
 
-    /// Build with a default [`HttpClient`] whose answer timeout is this backend's timeout.
+    /// Build with a default [`HttpClient`] (the backend's timeout bounds the whole exchange).
     pub fn build(self) -> Result<CustomBackend<HttpClient>, ConfigError> {
-        let client = HttpClient::builder().response_timeout(self.timeout).build();
+        let client = HttpClient::builder().no_response_timeout().build();
         self.build_with_client(client)
     }
 
@@ -184,10 +184,10 @@ pub(crate) fn join_url(
         base.trim().trim_end_matches('/'),
         path.trim_start_matches('/')
     );
-    joined
-        .parse::<http::Uri>()
-        .map_err(|_| bad("cannot be joined with the session path"))?;
-    Ok(joined)
+    match joined.parse::<http::Uri>() {
+        Ok(uri) if uri.query().is_none() => Ok(joined),
+        _ => Err(bad("cannot be joined with the path")),
+    }
 }
 
 impl<S, B> Service<SessionRequest> for CustomBackend<S>

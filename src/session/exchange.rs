@@ -91,11 +91,8 @@ pub(crate) fn failure(
     key_variable: &str,
 ) -> Error {
     let status = parts.status;
-    let json: Option<Value> = serde_json::from_slice(body).ok();
-    let quoted = json
-        .as_ref()
-        .and_then(upstream_message)
-        .map(|m| format!(": {}", scrub(m, secret)))
+    let quoted = quote_upstream(body, secret)
+        .map(|m| format!(": {m}"))
         .unwrap_or_default();
     let err = if status == StatusCode::TOO_MANY_REQUESTS {
         let err = Error::new(
@@ -135,6 +132,12 @@ pub(crate) fn with_request_id(err: Error, parts: &http::response::Parts) -> Erro
         Some(id) => err.with_request_id(id.clone()),
         None => err,
     }
+}
+
+/// An upstream's own words from an error answer, shortened, never holding `secret`.
+pub(crate) fn quote_upstream(body: &[u8], secret: &str) -> Option<String> {
+    let json: Value = serde_json::from_slice(body).ok()?;
+    upstream_message(&json).map(|m| scrub(m, secret))
 }
 
 /// The human message in an error answer: `error` (a string or `{message}`), `message`, `detail`.

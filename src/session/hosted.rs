@@ -183,7 +183,7 @@ impl HostedSessionsBuilder {
 
     /// Build with a default [`HttpClient`].
     pub fn build(self) -> Result<HostedSessions<HttpClient>, ConfigError> {
-        let client = HttpClient::builder().response_timeout(self.timeout).build();
+        let client = HttpClient::builder().no_response_timeout().build();
         self.build_with_client(client)
     }
 

@@ -48,7 +48,9 @@ mod hosted;
 mod service;
 mod upstream;
 
+pub(crate) use custom_backend::join_url;
 pub use custom_backend::{CustomBackend, CustomBackendBuilder};
+pub(crate) use exchange::quote_upstream;
 pub use hosted::{HostedSessions, HostedSessionsBuilder, DEFAULT_API_BASE};
 pub(crate) use service::rfc3339;
 pub use service::{SessionService, SessionServiceBuilder, DEFAULT_TTL};

@@ -8,7 +8,9 @@
 //!
 //! - [`StreamBackend`]: the custom backend's `POST /api/stream`, proxied. The backend's bytes
 //!   reach the client unchanged and as soon as they arrive; chunks that are already waiting are
-//!   written together, so a burst of events costs one write, not one per event. A refusal
+//!   written together, so a burst of events costs one write, not one per event (the default
+//!   [`StreamClient`] drives each upstream connection from the response body, which is what
+//!   makes arrived chunks visible together; see its docs). A refusal
 //!   before the stream began is the kit's JSON error (`UPSTREAM_ERROR`, …); a failure after
 //!   it began, or a backend quiet for the [idle timeout](StreamServiceBuilder::idle_timeout),
 //!   ends the stream with one `event: error` and a clean end.
@@ -117,6 +119,7 @@
 
 mod backend;
 mod body;
+mod client;
 mod event;
 mod handler;
 mod proxy;
@@ -127,6 +130,7 @@ pub use backend::{
     StreamBackend, StreamBackendBuilder, DEFAULT_STREAM_PATH, X_CHATKIT_SESSION, X_CHATKIT_USER,
 };
 pub use body::{SseBody, SseItem};
+pub use client::{StreamClient, StreamClientBody, StreamClientBuilder, StreamClientFuture};
 pub use event::{Event, EventError, KeepAlive};
 pub use handler::{EventStream, StreamHandler};
 pub use service::{StreamService, StreamServiceBuilder, DEFAULT_BODY_LIMIT, DEFAULT_IDLE_TIMEOUT};

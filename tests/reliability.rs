@@ -332,3 +332,39 @@ async fn two_thousand_streams_held_for_thirty_seconds_deliver_every_event() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: memory per idle WebSocket; CI runs it with --ignored"]
+async fn a_thousand_idle_websockets_cost_little_memory() {
+    const SOCKETS: usize = 1_000;
+    let keys = SessionKeys::new([KEY]).unwrap();
+    let ws = chatkit_tower::ws::WsService::chat(
+        keys.clone(),
+        chatkit_tower::backend::DemoResponder::new(Duration::ZERO),
+    )
+    .build()
+    .unwrap();
+    let server = common::serve(ws).await;
+    let url = format!("ws://{}/api/ws/chat/{}", server.addr, secret());
+    // One socket first, so one-time allocations are not counted per socket.
+    let (mut first, _) = common::within(tokio_tungstenite::connect_async(url.clone()))
+        .await
+        .unwrap();
+    let before = rss_kib();
+    let mut sockets = Vec::with_capacity(SOCKETS);
+    for _ in 0..SOCKETS {
+        let (socket, _) = common::within(tokio_tungstenite::connect_async(url.clone()))
+            .await
+            .unwrap();
+        sockets.push(socket);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let per_socket = rss_kib().saturating_sub(before) * 1024 / SOCKETS as u64;
+    println!(
+        "{SOCKETS} idle WebSockets: {per_socket} bytes of RSS each (server and client ends in one process)"
+    );
+    for mut s in sockets {
+        let _ = common::within(s.close(None)).await;
+    }
+    let _ = common::within(first.close(None)).await;
+}

@@ -11,6 +11,7 @@
 //! | `/api/custom/stream` | POST | [`StreamService`](crate::sse::StreamService): the custom backend's stream, or the demo responder |
 //! | `/api/ws/chat/{secret}` | GET (HTTP/1.1) / CONNECT (HTTP/2) | [`WsService`](crate::ws::WsService) chat with the demo responder |
 //! | `/chatkit` | POST | [`ChatKitService`](crate::chatkit::ChatKitService): ChatKit's own protocol, echo assistant, behind authentication |
+//! | `/chatkit/uploads/{id}` | PUT / POST | [`AttachmentUploadService`](crate::chatkit::AttachmentUploadService): two-phase attachment bytes, behind authentication |
 //! | `/` | GET | the demo page |
 //!
 //! The CORS preset is outermost (preflights never reach authentication); every answer is logged
@@ -77,10 +78,12 @@ struct Routes {
     stream: Route,
     ws: Route,
     chatkit: Route,
+    uploads: Route,
     page: Bytes,
 }
 
 const WS_PREFIX: &str = "/api/ws/chat";
+const UPLOADS_PREFIX: &str = "/chatkit/uploads/";
 
 impl App {
     /// Assemble the endpoints `config` describes. Must be called inside a tokio runtime.
@@ -96,6 +99,7 @@ impl App {
             stream: BoxCloneSyncService::new(kit.stream()),
             ws: BoxCloneSyncService::new(kit.ws()),
             chatkit: BoxCloneSyncService::new(kit.chatkit()),
+            uploads: BoxCloneSyncService::new(kit.chatkit_uploads()),
             page: demo_page(models),
         };
         Self {
@@ -234,6 +238,7 @@ impl Service<Request<Body>> for Routes {
             &mut self.stream,
             &mut self.ws,
             &mut self.chatkit,
+            &mut self.uploads,
         ] {
             std::task::ready!(route.poll_ready(cx))?;
         }
@@ -254,6 +259,7 @@ impl Service<Request<Body>> for Routes {
             "/api/sessions" => &mut self.issuer,
             "/api/custom/stream" => &mut self.stream,
             "/chatkit" => &mut self.chatkit,
+            p if p.starts_with(UPLOADS_PREFIX) => &mut self.uploads,
             // No method check here: HTTP/2 WebSockets arrive as CONNECT; the service answers 405.
             p if p == WS_PREFIX || p.starts_with("/api/ws/chat/") => &mut self.ws,
             "/" | "/index.html" => {

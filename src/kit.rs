@@ -42,7 +42,10 @@ use tower_layer::Layer;
 
 use crate::auth::{Auth, AuthLayer};
 use crate::backend::{DemoResponder, IssuerService, SessionIssuer};
-use crate::chatkit::{ChatKitService, EchoAssistant, InMemoryStore, Store, StoreUrl};
+use crate::chatkit::{
+    AttachmentUploadService, ChatKitService, EchoAssistant, InMemoryAttachmentStore, InMemoryStore,
+    Store, StoreUrl,
+};
 use crate::client::HttpClient;
 use crate::config::Config;
 use crate::cors::{AllowedOrigins, CorsPreset};
@@ -66,6 +69,7 @@ pub struct Kit {
     stream: StreamService,
     ws: WsService,
     chatkit: ChatKitService,
+    uploads: AttachmentUploadService,
     origins: AllowedOrigins,
     cors: CorsLayer,
 }
@@ -210,8 +214,15 @@ impl Kit {
         let ws = WsService::chat(keys.clone(), responder)
             .origins(origins.clone())
             .build()?;
-        let chatkit =
-            ChatKitService::builder(EchoAssistant::new(config.demo_pace), store).build()?;
+        // Two-phase attachment uploads go to this server's own `/chatkit/uploads/{id}`.
+        let files = InMemoryAttachmentStore::new(format!(
+            "http://{}/chatkit/uploads",
+            std::net::SocketAddr::new(config.host, config.port)
+        ));
+        let uploads = AttachmentUploadService::new(files.clone(), store.clone());
+        let chatkit = ChatKitService::builder(EchoAssistant::new(config.demo_pace), store)
+            .attachment_store(files)
+            .build()?;
 
         Ok(Self {
             keys,
@@ -221,6 +232,7 @@ impl Kit {
             stream,
             ws,
             chatkit,
+            uploads,
             origins,
             cors,
         })
@@ -266,6 +278,13 @@ impl Kit {
     /// `POST /chatkit` without authentication: put your own auth layer in front of it.
     pub fn chatkit_service(&self) -> ChatKitService {
         self.chatkit.clone()
+    }
+
+    /// `PUT`/`POST /chatkit/uploads/{attachment_id}`: the bytes of a two-phase attachment
+    /// upload, behind the configured authentication (the `/chatkit` service's attachment
+    /// descriptors point here).
+    pub fn chatkit_uploads(&self) -> Auth<AttachmentUploadService> {
+        self.auth.layer(self.uploads.clone())
     }
 
     /// Closes every open WebSocket with `1001` when triggered: call

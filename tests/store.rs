@@ -136,6 +136,7 @@ conformance!(
     users_are_isolated_in_every_call,
     save_item_inserts_or_replaces_in_place,
     delete_thread_takes_its_items,
+    delete_thread_takes_its_attachments_only,
     attachments_keep_their_metadata_and_owner,
     threads_keep_every_field,
     unicode_large_and_unknown_items_round_trip_byte_for_byte,
@@ -577,10 +578,6 @@ async fn delete_thread_takes_its_items(s: Subject) {
             .add_thread_item(&keep, &item(&id, &keep, at(2, n), "y"), &alice))
         .await;
     }
-    let a = s.id("atc", 1);
-    let mut attachment = Attachment::File(FileAttachment::new(&a, "a.txt", "text/plain"));
-    attachment.set_thread_id(&t);
-    ok(s.store.save_attachment(&attachment, &alice)).await;
 
     // Deleting an item: a missing one is fine, a missing thread is not.
     ok(s.store.delete_thread_item(&t, &s.id("msg", 0), &alice)).await;
@@ -607,9 +604,87 @@ async fn delete_thread_takes_its_items(s: Subject) {
     // Its items went with it: a new thread of the same id starts empty.
     ok(s.store.save_thread(&thread(&t, at(3, 0)), &alice)).await;
     assert!(all_items(&s, &alice, &t).await.is_empty());
-    // Other threads keep theirs; attachment records stay, as in the in-memory store.
+    // Other threads keep theirs.
     assert_eq!(all_items(&s, &alice, &keep).await.len(), 3);
-    assert_eq!(ok(s.store.load_attachment(&a, &alice)).await, attachment);
+}
+
+async fn delete_thread_takes_its_attachments_only(s: Subject) {
+    let (alice, bob) = (s.user("alice"), s.user("bob"));
+    let (t, keep) = (s.id("thr", "gone"), s.id("thr", "kept"));
+    ok(s.store.save_thread(&thread(&t, at(0, 0)), &alice)).await;
+    ok(s.store.save_thread(&thread(&keep, at(1, 0)), &alice)).await;
+    let attachment = |n: u32, thread_id: Option<&str>| {
+        let mut a = Attachment::File(FileAttachment::new(s.id("atc", n), "a.txt", "text/plain"));
+        if let Some(thread_id) = thread_id {
+            a.set_thread_id(thread_id);
+        }
+        a
+    };
+    // Two sent in the doomed thread (one saved unbound first, then bound, as the service does),
+    // one in another thread, one never sent.
+    let sent = [attachment(1, Some(&t)), attachment(2, Some(&t))];
+    ok(s.store.save_attachment(&attachment(1, None), &alice)).await;
+    for a in &sent {
+        ok(s.store.save_attachment(a, &alice)).await;
+    }
+    let elsewhere = attachment(3, Some(&keep));
+    let unsent = attachment(4, None);
+    ok(s.store.save_attachment(&elsewhere, &alice)).await;
+    ok(s.store.save_attachment(&unsent, &alice)).await;
+    // Bob's record naming Alice's thread id is Bob's: her delete does not reach it.
+    let bobs = attachment(5, Some(&t));
+    ok(s.store.save_attachment(&bobs, &bob)).await;
+
+    // Bob cannot delete Alice's thread, nor her attachments through it.
+    assert_eq!(
+        fails(s.store.delete_thread(&t, &bob)).await,
+        StoreErrorKind::NotFound
+    );
+    assert_eq!(
+        ok(s.store.load_attachment(sent[0].id(), &alice)).await,
+        sent[0]
+    );
+
+    ok(s.store.delete_thread(&t, &alice)).await;
+    let not_found = StoreErrorKind::NotFound;
+    for a in &sent {
+        assert_eq!(
+            fails(s.store.load_attachment(a.id(), &alice)).await,
+            not_found
+        );
+    }
+    assert_eq!(
+        ok(s.store.load_attachment(elsewhere.id(), &alice)).await,
+        elsewhere
+    );
+    assert_eq!(
+        ok(s.store.load_attachment(unsent.id(), &alice)).await,
+        unsent
+    );
+    assert_eq!(ok(s.store.load_attachment(bobs.id(), &bob)).await, bobs);
+
+    // An attachment moved to another thread goes with that one, not the first.
+    let mut moved = attachment(6, Some(&keep));
+    ok(s.store.save_attachment(&moved, &alice)).await;
+    let other = s.id("thr", "other");
+    ok(s.store.save_thread(&thread(&other, at(2, 0)), &alice)).await;
+    moved.set_thread_id(&other);
+    ok(s.store.save_attachment(&moved, &alice)).await;
+    ok(s.store.delete_thread(&keep, &alice)).await;
+    assert_eq!(ok(s.store.load_attachment(moved.id(), &alice)).await, moved);
+    assert_eq!(
+        fails(s.store.load_attachment(elsewhere.id(), &alice)).await,
+        not_found
+    );
+    ok(s.store.delete_thread(&other, &alice)).await;
+    assert_eq!(
+        fails(s.store.load_attachment(moved.id(), &alice)).await,
+        not_found
+    );
+    assert_eq!(
+        ok(s.store.load_attachment(unsent.id(), &alice)).await,
+        unsent
+    );
 }
 
 async fn attachments_keep_their_metadata_and_owner(s: Subject) {

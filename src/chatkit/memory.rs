@@ -222,6 +222,10 @@ impl Store for InMemoryStore {
         let result = state.thread(thread_id, ctx).map(|_| ());
         if result.is_ok() {
             state.threads.remove(thread_id);
+            // The user's attachment records sent in the thread go with it.
+            state.attachments.retain(|_, (owner, attachment)| {
+                owner != ctx.user_id() || attachment.thread_id() != Some(thread_id)
+            });
         }
         ready(result)
     }

@@ -107,6 +107,7 @@ mod pipeline;
 mod service;
 pub mod sql;
 mod store;
+mod upload;
 
 pub use assistant::{
     error_stream, save_cancelled_answer, Assistant, EventStream, StreamError, ThreadHandle,
@@ -128,3 +129,4 @@ pub use sql::PostgresStore;
 pub use sql::SqliteStore;
 pub use sql::StoreUrl;
 pub use store::{generate_id, IdKind, PageQuery, Store, StoreError, StoreErrorKind, StoreFuture};
+pub use upload::{AttachmentUploadService, DEFAULT_UPLOAD_LIMIT};

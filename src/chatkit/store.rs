@@ -271,7 +271,8 @@ pub trait Store: Send + Sync + 'static {
         ctx: &'a RequestContext,
     ) -> StoreFuture<'a, Page<ThreadMetadata>>;
 
-    /// Delete the thread and its items.
+    /// Delete the thread, its items, and the user's attachment records bound to it
+    /// ([`Attachment::thread_id`]); other attachment records stay.
     fn delete_thread<'a>(
         &'a self,
         thread_id: &'a str,

@@ -11,7 +11,8 @@
 //! Both SQL stores keep the semantics of the in-memory store, checked by one conformance suite
 //! (`tests/store.rs`): every statement is scoped by the user, lists are ordered by `created_at`
 //! with equal times in insertion order, `after` is the last id of the previous page and an
-//! unknown one is `400`, `delete_thread` takes the thread's items with it. A call that cannot
+//! unknown one is `400`, `delete_thread` takes the thread's items and attachment records with
+//! it. A call that cannot
 //! reach the database answers `503 STORE_UNAVAILABLE` within its timeout (5 s by default).
 //!
 //! # One schema
@@ -25,7 +26,7 @@
 //! |---|---|---|
 //! | `chatkit_threads` | `seq` (insertion order), `id` (unique), `owner`, `created_at`, `title`, `status`, `allowed_image_domains`, `metadata` | `chatkit_threads_page (owner, created_at, seq)` |
 //! | `chatkit_items` | `seq`, `thread_id` → `chatkit_threads (id) ON DELETE CASCADE`, `owner`, `id`, `created_at`, `type`, `body` | `chatkit_items_page (thread_id, created_at, seq)`, unique `(thread_id, id)` |
-//! | `chatkit_attachments` | `id`, `owner`, `body` | primary key `id` |
+//! | `chatkit_attachments` | `id`, `owner`, `thread_id` (the attachment's, once sent; version 2), `body` | primary key `id`, `chatkit_attachments_thread (owner, thread_id)` |
 //!
 //! A page is one index range scan: `WHERE owner = $1 AND (created_at, seq) > ($2, $3) ORDER BY
 //! created_at, seq LIMIT $4` (`<` and `DESC` for newest first), the cursor's key looked up by
@@ -103,23 +104,30 @@ const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The embedded migrations, for one database's DDL.
+/// The embedded migrations, one database's DDL for each version from 1 on (a released
+/// version's text never changes: its checksum is recorded; a change is a new version).
 ///
 /// Recorded in their own table, so an application's own sqlx migrations in the same database
 /// are not confused with them; a newer release's migrations that an older instance does not
 /// know are ignored, so instances of two releases can run side by side during a deploy.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-fn migrator(ddl: &'static str) -> sqlx::migrate::Migrator {
+fn migrator(versions: [(&'static str, &'static str); 2]) -> sqlx::migrate::Migrator {
     use sqlx::migrate::{Migration, MigrationType, Migrator};
     use sqlx::SqlSafeStr;
 
-    let mut migrator = Migrator::with_migrations(vec![Migration::new(
-        1,
-        "chatkit store".into(),
-        MigrationType::Simple,
-        ddl.into_sql_str(),
-        false,
-    )]);
+    let migrations = (1..)
+        .zip(versions)
+        .map(|(version, (description, ddl))| {
+            Migration::new(
+                version,
+                description.into(),
+                MigrationType::Simple,
+                ddl.into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    let mut migrator = Migrator::with_migrations(migrations);
     migrator.dangerous_set_table_name("_chatkit_migrations");
     migrator.set_ignore_missing(true);
     migrator

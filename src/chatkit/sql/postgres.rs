@@ -165,7 +165,14 @@ impl PostgresStoreBuilder {
             .map_err(connect_error)?;
         let migrated = tokio::time::timeout(
             OPEN_TIMEOUT,
-            migrator(include_str!("migrations/postgres.sql")).run(&migration),
+            migrator([
+                ("chatkit store", include_str!("migrations/postgres.sql")),
+                (
+                    "attachment threads",
+                    include_str!("migrations/postgres_2_attachment_threads.sql"),
+                ),
+            ])
+            .run(&migration),
         )
         .await;
         let _ = tokio::time::timeout(self.timeout, migration.close()).await;

@@ -197,16 +197,22 @@ impl SqliteStoreBuilder {
             .connect_with(options)
             .await
             .map_err(|e| open_error(&path, e))?;
-        migrator(include_str!("migrations/sqlite.sql"))
-            .run(&pool)
-            .await
-            .map_err(|e| {
-                StoreError::other(format!(
-                    "cannot set up the ChatKit tables in {}: {e}",
-                    path.display()
-                ))
-                .with_source(e)
-            })?;
+        migrator([
+            ("chatkit store", include_str!("migrations/sqlite.sql")),
+            (
+                "attachment threads",
+                include_str!("migrations/sqlite_2_attachment_threads.sql"),
+            ),
+        ])
+        .run(&pool)
+        .await
+        .map_err(|e| {
+            StoreError::other(format!(
+                "cannot set up the ChatKit tables in {}: {e}",
+                path.display()
+            ))
+            .with_source(e)
+        })?;
         Ok(SqliteStore {
             inner: SqlStore::new(Pool::Sqlite(pool), self.timeout, NAME),
             path,

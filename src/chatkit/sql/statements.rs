@@ -3,7 +3,9 @@
 //!
 //! Every write is one statement, so it is atomic on its own and waits out SQLite's busy timeout
 //! like any autocommit write (a deferred read-then-write transaction would not: SQLite answers
-//! `SQLITE_BUSY` at once when it must upgrade). Pages are keyset pages over `(created_at, seq)`:
+//! `SQLITE_BUSY` at once when it must upgrade). The one exception, deleting a thread with its
+//! attachment records, is a write transaction from its start (`BEGIN IMMEDIATE` on SQLite),
+//! which waits the same way. Pages are keyset pages over `(created_at, seq)`:
 //! the first page starts from a sentinel key, so one text per order serves every page.
 
 /// Columns of a thread, in the order [`super::store::ThreadRow`] reads them.
@@ -29,8 +31,13 @@ pub(super) const SAVE_THREAD: &str = "INSERT INTO chatkit_threads \
      metadata = excluded.metadata \
      WHERE chatkit_threads.owner = excluded.owner";
 
-/// Items go with their thread (`ON DELETE CASCADE`).
+/// Items go with their thread (`ON DELETE CASCADE`); its attachment records go with
+/// [`DELETE_THREAD_ATTACHMENTS`], in the same transaction.
 pub(super) const DELETE_THREAD: &str = "DELETE FROM chatkit_threads WHERE id = $1 AND owner = $2";
+
+/// The caller's attachment records bound to a thread (`chatkit_attachments_thread`).
+pub(super) const DELETE_THREAD_ATTACHMENTS: &str =
+    "DELETE FROM chatkit_attachments WHERE owner = $2 AND thread_id = $1";
 
 pub(super) const THREAD_CURSOR: &str =
     "SELECT created_at, seq FROM chatkit_threads WHERE id = $1 AND owner = $2";
@@ -81,9 +88,11 @@ pub(super) const DELETE_ITEM: &str =
     "DELETE FROM chatkit_items WHERE thread_id = $1 AND owner = $2 AND id = $3";
 
 /// Insert, or update the caller's own attachment; another user's id changes nothing (0 rows).
-pub(super) const SAVE_ATTACHMENT: &str = "INSERT INTO chatkit_attachments (id, owner, body) \
-     VALUES ($1, $2, $3) \
-     ON CONFLICT (id) DO UPDATE SET body = excluded.body \
+/// `thread_id` is the attachment's own, kept in a column so [`DELETE_THREAD_ATTACHMENTS`]
+/// finds a thread's records by index.
+pub(super) const SAVE_ATTACHMENT: &str = "INSERT INTO chatkit_attachments \
+     (id, owner, thread_id, body) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (id) DO UPDATE SET thread_id = excluded.thread_id, body = excluded.body \
      WHERE chatkit_attachments.owner = excluded.owner";
 
 pub(super) const LOAD_ATTACHMENT: &str =

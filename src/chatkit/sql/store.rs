@@ -170,6 +170,27 @@ impl Explain for sqlx::PgPool {
     }
 }
 
+/// How each database starts a transaction that writes.
+trait BeginWrite {
+    /// SQLite takes the write lock at once (`IMMEDIATE`), waiting out its busy timeout like an
+    /// autocommit write; PostgreSQL locks rows as it goes.
+    const BEGIN: &'static str;
+}
+
+#[cfg(feature = "sqlite")]
+impl BeginWrite for sqlx::SqlitePool {
+    const BEGIN: &'static str = "BEGIN IMMEDIATE";
+}
+
+#[cfg(feature = "postgres")]
+impl BeginWrite for sqlx::PgPool {
+    const BEGIN: &'static str = "BEGIN";
+}
+
+fn begin_write<P: BeginWrite>(_: &P) -> &'static str {
+    P::BEGIN
+}
+
 fn explain_prefix<P: Explain>(_: &P) -> &'static str {
     P::PREFIX
 }
@@ -454,12 +475,29 @@ impl Store for SqlStore {
             if has_nul(thread_id) {
                 return Err(thread_not_found(thread_id));
             }
-            let done = on_pool!(&self.pool, |p| sqlx::query(sql::DELETE_THREAD)
-                .bind(thread_id)
-                .bind(ctx.user_id())
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()))
+            let owner = ctx.user_id();
+            // One transaction: the thread (its items by cascade), then its attachment records.
+            let done = on_pool!(&self.pool, |p| async {
+                let mut tx = p.begin_with(begin_write(p)).await?;
+                let done = sqlx::query(sql::DELETE_THREAD)
+                    .bind(thread_id)
+                    .bind(owner)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if done == 0 {
+                    // Not the caller's: nothing to delete (the rollback is the drop).
+                    return Ok(0);
+                }
+                sqlx::query(sql::DELETE_THREAD_ATTACHMENTS)
+                    .bind(thread_id)
+                    .bind(owner)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(done)
+            }
+            .await)
             .map_err(|e| self.error(e))?;
             if done == 0 {
                 return Err(thread_not_found(thread_id));
@@ -634,6 +672,7 @@ impl Store for SqlStore {
             let done = on_pool!(&self.pool, |p| sqlx::query(sql::SAVE_ATTACHMENT)
                 .bind(attachment.id())
                 .bind(ctx.user_id())
+                .bind(attachment.thread_id().filter(|t| !has_nul(t)))
                 .bind(&body)
                 .execute(p)
                 .await

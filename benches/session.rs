@@ -10,6 +10,10 @@
 //!
 //! Prints one table: req/s at concurrency 1 and 64, p50/p99 latency, CPU per request, RSS.
 
+#[path = "common/mod.rs"]
+mod common;
+use common::serve;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
@@ -24,7 +28,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 
 const SECRET: &str = "bench-session-secret-0123456789abcdef";
 
@@ -144,23 +148,6 @@ async fn forward(
     res.headers_mut()
         .insert("content-type", "application/json".parse().unwrap());
     res
-}
-
-async fn serve<F, Fut>(listener: tokio::net::TcpListener, f: F)
-where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
-{
-    loop {
-        let (tcp, _) = listener.accept().await.unwrap();
-        tcp.set_nodelay(true).unwrap();
-        let f = f.clone();
-        tokio::spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), hyper::service::service_fn(f))
-                .await;
-        });
-    }
 }
 
 // ---------------------------------------------------------------- orchestration (this process)

@@ -26,6 +26,10 @@
 //! nanoseconds; utime+stime from /proc/PID/stat as a cross-check) for one stream and for 64
 //! concurrent streams, and ratios to the two minimal coalescing forwarders.
 
+#[path = "common/mod.rs"]
+mod common;
+use common::serve;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -426,25 +430,6 @@ where
             (None, None) if this.done => Poll::Ready(None),
             (None, None) => Poll::Pending,
         }
-    }
-}
-
-async fn serve<F, Fut, B>(listener: tokio::net::TcpListener, f: F)
-where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    loop {
-        let (tcp, _) = listener.accept().await.unwrap();
-        tcp.set_nodelay(true).unwrap();
-        let f = f.clone();
-        tokio::spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), hyper::service::service_fn(f))
-                .await;
-        });
     }
 }
 

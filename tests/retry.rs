@@ -118,22 +118,34 @@ async fn retry_after_beyond_the_cap_passes_the_429_on() {
     assert_eq!(status_of(svc, &upstream.uri()).await, 429);
 }
 
-#[tokio::test(start_paused = true)]
-async fn refused_connection_is_retried_until_the_upstream_is_up() {
-    // A port nothing listens on yet.
+/// A port nothing listens on (yet), and a plain client that counts its attempts.
+fn closed_port_and_counted_client() -> (
+    std::net::SocketAddr,
+    impl tower::Service<
+            Request<Full<Bytes>>,
+            Response = http::Response<hyper::body::Incoming>,
+            Error = hyper_util::client::legacy::Error,
+            Future = impl Send,
+        > + Clone,
+    Arc<AtomicUsize>,
+) {
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
     let attempts = Arc::new(AtomicUsize::new(0));
-    let counted = {
-        let attempts = attempts.clone();
-        let client = plain_client();
-        tower::service_fn(move |req: Request<Full<Bytes>>| {
-            attempts.fetch_add(1, Ordering::SeqCst);
-            client.request(req)
-        })
-    };
+    let counter = attempts.clone();
+    let client = plain_client();
+    let counted = tower::service_fn(move |req: Request<Full<Bytes>>| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        client.request(req)
+    });
+    (addr, counted, attempts)
+}
+
+#[tokio::test(start_paused = true)]
+async fn refused_connection_is_retried_until_the_upstream_is_up() {
+    let (addr, counted, attempts) = closed_port_and_counted_client();
     // The upstream comes up 50 ms in: after the first attempt, before the first retry (100 ms).
     let upstream = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -155,19 +167,7 @@ async fn refused_connection_is_retried_until_the_upstream_is_up() {
 
 #[tokio::test(start_paused = true)]
 async fn refused_connection_gives_up_after_max_attempts() {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let attempts = Arc::new(AtomicUsize::new(0));
-    let counted = {
-        let attempts = attempts.clone();
-        let client = plain_client();
-        tower::service_fn(move |req: Request<Full<Bytes>>| {
-            attempts.fetch_add(1, Ordering::SeqCst);
-            client.request(req)
-        })
-    };
+    let (addr, counted, attempts) = closed_port_and_counted_client();
     let svc = RetryLayer::new(policy().max_attempts(3).build().unwrap()).layer(counted);
     let err = within(svc.oneshot(post(&format!("http://{addr}/"))))
         .await

@@ -311,34 +311,9 @@ async fn demo_page_is_served_with_the_model_list() {
 }
 
 #[tokio::test]
-async fn websocket_chat_through_the_example_server() {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
-
+async fn session_stream_and_websocket_through_the_example_server() {
     let server = serve_app(&[("CHATKIT_DEMO_PACE_MS", "0")]).await;
-    let res = post(
-        &server.url("/api/custom/session"),
-        &[("authorization", "Bearer test-token")],
-        "",
-    )
-    .await;
-    let secret = res.json()["client_secret"].as_str().unwrap().to_owned();
-    let url = format!("ws://{}/api/ws/chat/{secret}", server.addr);
-    let (mut socket, _) = within(tokio_tungstenite::connect_async(url)).await.unwrap();
-    within(socket.send(Message::text(r#"{"type":"message","text":"hello there"}"#)))
-        .await
-        .unwrap();
-    let mut text = String::new();
-    loop {
-        let msg = within(socket.next()).await.unwrap().unwrap();
-        let frame: serde_json::Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
-        match frame["type"].as_str().unwrap() {
-            "delta" => text.push_str(frame["text"].as_str().unwrap()),
-            "done" => break,
-            other => panic!("unexpected frame {other}: {frame}"),
-        }
-    }
-    assert_eq!(text, "hello there");
+    within(common::chat_round_trips(server.addr)).await;
 }
 
 /// Collects everything the kit logs, at every level.
@@ -425,13 +400,7 @@ async fn stream_through_the_example_server_arrives_word_by_word() {
     use http_body_util::BodyExt;
 
     let server = serve_app(&[("CHATKIT_DEMO_PACE_MS", "20")]).await;
-    let res = post(
-        &server.url("/api/custom/session"),
-        &[("authorization", "Bearer test-token")],
-        "",
-    )
-    .await;
-    let secret = res.json()["client_secret"].as_str().unwrap().to_owned();
+    let secret = common::client_secret(server.addr, "test-token").await;
     // As the seed's stream reader sends it: no content type at all.
     let req = http::Request::post(server.url("/api/custom/stream"))
         .header("authorization", format!("Bearer {secret}"))

@@ -143,22 +143,22 @@ impl CustomBackendBuilder {
 
     fn parts(&self) -> Result<(String, HeaderValue), ConfigError> {
         let endpoint = join_url(&self.base_url, &self.path, "CUSTOM_BACKEND_URL")?;
-        if self.key.trim().is_empty() {
-            return Err(ConfigError::variable(
-                "CUSTOM_BACKEND_KEY",
-                "the backend key is empty",
-            ));
-        }
-        let mut authorization = HeaderValue::from_str(&format!("Bearer {}", self.key.trim()))
-            .map_err(|_| {
-                ConfigError::variable(
-                    "CUSTOM_BACKEND_KEY",
-                    "the backend key holds characters a header cannot carry",
-                )
-            })?;
-        authorization.set_sensitive(true);
-        Ok((endpoint, authorization))
+        Ok((endpoint, bearer_header(&self.key, "CUSTOM_BACKEND_KEY")?))
     }
+}
+
+/// `Authorization: Bearer {key}` for an upstream, marked sensitive (kept out of HPACK tables
+/// and `Debug`); an empty key or one a header cannot carry is an error naming `variable`.
+pub(crate) fn bearer_header(key: &str, variable: &'static str) -> Result<HeaderValue, ConfigError> {
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(ConfigError::variable(variable, "the key is empty"));
+    }
+    let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+        ConfigError::variable(variable, "the key holds characters a header cannot carry")
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// `base` + `path`, checked: `http(s)://host[:port][/prefix]`, no query.

@@ -10,7 +10,7 @@ use http_body_util::Full;
 use serde_json::{json, Map, Value};
 use tower_service::Service;
 
-use super::custom_backend::{join_url, USER_AGENT_VALUE};
+use super::custom_backend::{bearer_header, join_url, USER_AGENT_VALUE};
 use super::exchange::{exchange, failure, json_object, with_request_id};
 use super::{BoxFuture, SessionRequest, UpstreamSession};
 use crate::client::{HttpClient, DEFAULT_RESPONSE_TIMEOUT};
@@ -190,19 +190,7 @@ impl HostedSessionsBuilder {
     /// Build sending requests through `client` (retry or fallback layers, a test client).
     pub fn build_with_client<S>(self, client: S) -> Result<HostedSessions<S>, ConfigError> {
         let key = self.api_key.trim().to_owned();
-        if key.is_empty() {
-            return Err(ConfigError::variable(
-                "OPENAI_API_KEY",
-                "the API key is empty",
-            ));
-        }
-        let mut authorization = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-            ConfigError::variable(
-                "OPENAI_API_KEY",
-                "the API key holds characters a header cannot carry",
-            )
-        })?;
-        authorization.set_sensitive(true);
+        let authorization = bearer_header(&key, "OPENAI_API_KEY")?;
         let workflow_id = self.workflow_id.trim();
         if workflow_id.is_empty() {
             return Err(ConfigError::variable(

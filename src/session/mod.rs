@@ -48,7 +48,7 @@ mod hosted;
 mod service;
 mod upstream;
 
-pub(crate) use custom_backend::join_url;
+pub(crate) use custom_backend::{bearer_header, join_url};
 pub use custom_backend::{CustomBackend, CustomBackendBuilder};
 pub(crate) use exchange::quote_upstream;
 pub use hosted::{HostedSessions, HostedSessionsBuilder, DEFAULT_API_BASE};

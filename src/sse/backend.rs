@@ -180,28 +180,12 @@ impl StreamBackendBuilder {
     }
 
     fn parts(&self) -> Result<(String, HeaderValue), ConfigError> {
-        let endpoint = join_url(&self.base_url, &self.path)?;
-        let key = self.key.trim();
-        if key.is_empty() {
-            return Err(ConfigError::variable(
-                "CUSTOM_BACKEND_KEY",
-                "the backend key is empty",
-            ));
-        }
-        let mut authorization = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-            ConfigError::variable(
-                "CUSTOM_BACKEND_KEY",
-                "the backend key holds characters a header cannot carry",
-            )
-        })?;
-        authorization.set_sensitive(true);
-        Ok((endpoint, authorization))
+        let endpoint = crate::session::join_url(&self.base_url, &self.path, "CUSTOM_BACKEND_URL")?;
+        Ok((
+            endpoint,
+            crate::session::bearer_header(&self.key, "CUSTOM_BACKEND_KEY")?,
+        ))
     }
-}
-
-/// `base` + `path`, checked, as for the session upstream.
-fn join_url(base: &str, path: &str) -> Result<String, ConfigError> {
-    crate::session::join_url(base, path, "CUSTOM_BACKEND_URL")
 }
 
 /// One stream request on its way to the upstream.
@@ -375,16 +359,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_are_joined_and_checked() {
-        assert_eq!(
-            join_url("http://127.0.0.1:8000/v2/", "/api/stream").unwrap(),
-            "http://127.0.0.1:8000/v2/api/stream"
-        );
+    fn bad_urls_and_keys_are_config_errors_naming_the_variable() {
+        let b = |url: &str, key: &str| StreamBackend::builder(url, key).path("/api/stream");
+        let (endpoint, _) = b("http://127.0.0.1:8000/v2/", "k").parts().unwrap();
+        assert_eq!(endpoint, "http://127.0.0.1:8000/v2/api/stream");
         for bad in ["", "localhost:8000", "ftp://x", "https://x/?a=1"] {
-            let err = join_url(bad, "/api/stream").unwrap_err();
+            let err = b(bad, "k").parts().unwrap_err();
             assert_eq!(err.variable_name(), Some("CUSTOM_BACKEND_URL"), "{bad}");
         }
-        assert!(join_url("https://x", "/api/stream?a=1").is_err());
+        assert!(b("https://x", "k").path("/api/stream?a=1").parts().is_err());
+        for key in ["", "  ", "bad\nkey"] {
+            let err = b("https://x", key).parts().unwrap_err();
+            assert_eq!(err.variable_name(), Some("CUSTOM_BACKEND_KEY"), "{key:?}");
+        }
     }
 
     #[test]

@@ -168,6 +168,18 @@ pub async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> Answer {
     send(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await
 }
 
+/// A client secret from the session endpoint at `addr`, for the user holding `token`.
+pub async fn client_secret(addr: SocketAddr, token: &str) -> String {
+    let res = post(
+        &format!("http://{addr}/api/custom/session"),
+        &[("authorization", &format!("Bearer {token}"))],
+        "",
+    )
+    .await;
+    assert_eq!(res.status, 200, "session: {}", res.text());
+    res.json()["client_secret"].as_str().unwrap().to_owned()
+}
+
 /// The whole browser path against a server at `addr` mounting the kit (demo responder, demo
 /// user `test-token`): a client secret, a stream that arrives in order, and a WebSocket chat.
 pub async fn chat_round_trips(addr: SocketAddr) {
@@ -175,14 +187,7 @@ pub async fn chat_round_trips(addr: SocketAddr) {
     use tokio_tungstenite::tungstenite::Message;
 
     let base = format!("http://{addr}");
-    let res = post(
-        &format!("{base}/api/custom/session"),
-        &[("authorization", "Bearer test-token")],
-        "",
-    )
-    .await;
-    assert_eq!(res.status, 200, "session: {}", res.text());
-    let secret = res.json()["client_secret"].as_str().unwrap().to_owned();
+    let secret = client_secret(addr, "test-token").await;
 
     let res = post(
         &format!("{base}/api/custom/stream"),

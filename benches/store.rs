@@ -17,15 +17,22 @@
 //! the service, the tokio workers and SQLite's worker threads; a PostgreSQL server's own CPU is
 //! not included), for 1 and 8 concurrent conversations, with ratios to `memory`, and the bytes
 //! SQLite stores per turn (growth of the checkpointed file / turns).
+//!
+//! A second table runs only the store calls of a turn (`load_thread`, then `add_thread_item`
+//! for a user and an assistant message), with no service around them: the floor each store
+//! puts under a turn, as a share of the memory store's whole turn.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chatkit_tower::auth::Principal;
 use chatkit_tower::chatkit::{
-    ChatKitService, EchoAssistant, InMemoryStore, PostgresStore, SqliteStore, Store,
+    ChatKitService, EchoAssistant, IdKind, InMemoryStore, PostgresStore, RequestContext,
+    SqliteStore, Store,
 };
+use chatkit_tower::protocol::{ThreadItem, ThreadMetadata, Timestamp};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -46,6 +53,8 @@ fn main() {
 struct Peer {
     name: &'static str,
     service: ChatKitService,
+    /// The same store, called directly for the store-calls-only table.
+    store: Arc<dyn Store>,
     /// The SQLite file, for its size.
     file: Option<PathBuf>,
 }
@@ -68,10 +77,16 @@ impl std::ops::AddAssign for Sample {
     }
 }
 
-fn service(store: impl Store) -> ChatKitService {
-    ChatKitService::builder(EchoAssistant::new(Duration::ZERO), store)
-        .build()
-        .unwrap()
+fn peer(name: &'static str, store: impl Store, file: Option<PathBuf>) -> Peer {
+    let store: Arc<dyn Store> = Arc::new(store);
+    Peer {
+        name,
+        service: ChatKitService::builder(EchoAssistant::new(Duration::ZERO), store.clone())
+            .build()
+            .unwrap(),
+        store,
+        file,
+    }
 }
 
 async fn run(quick: bool) {
@@ -81,23 +96,19 @@ async fn run(quick: bool) {
     let db = dir.join("chatkit.db");
 
     let mut peers = vec![
-        Peer {
-            name: "memory",
-            service: service(InMemoryStore::new()),
-            file: None,
-        },
-        Peer {
-            name: "sqlite",
-            service: service(SqliteStore::open(&db).await.unwrap()),
-            file: Some(db.clone()),
-        },
+        peer("memory", InMemoryStore::new(), None),
+        peer(
+            "sqlite",
+            SqliteStore::open(&db).await.unwrap(),
+            Some(db.clone()),
+        ),
     ];
     match std::env::var("CHATKIT_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => peers.push(Peer {
-            name: "postgres",
-            service: service(PostgresStore::connect(&url).await.unwrap()),
-            file: None,
-        }),
+        Ok(url) if !url.is_empty() => peers.push(peer(
+            "postgres",
+            PostgresStore::connect(&url).await.unwrap(),
+            None,
+        )),
         _ => println!("postgres: skipped (CHATKIT_TEST_POSTGRES_URL is unset)"),
     }
 
@@ -108,6 +119,7 @@ async fn run(quick: bool) {
     let sqlite_before = stored_bytes(&db).await;
 
     let mut totals = vec![[Sample::default(); CONCURRENCY.len()]; peers.len()];
+    let mut calls_only = vec![[Sample::default(); CONCURRENCY.len()]; peers.len()];
     for round in 0..rounds {
         for k in 0..peers.len() {
             // Rotate the order of the peers each round.
@@ -115,12 +127,19 @@ async fn run(quick: bool) {
             for (c, &concurrency) in CONCURRENCY.iter().enumerate() {
                 let sample = load(&peers[i].service, concurrency, turns, round).await;
                 totals[i][c] += sample;
+                let sample = load_calls(&peers[i].store, concurrency, turns, round).await;
+                calls_only[i][c] += sample;
             }
         }
     }
 
     let sqlite_after = stored_bytes(&db).await;
-    let sqlite_turns: u64 = totals[1].iter().map(|s| s.turns + s.created).sum();
+    // Both tables' turns store a user and an assistant message.
+    let sqlite_turns: u64 = totals[1]
+        .iter()
+        .chain(&calls_only[1])
+        .map(|s| s.turns + s.created)
+        .sum();
 
     println!(
         "\n{} rounds × {turns} turns per peer and concurrency; 2 tokio workers\n",
@@ -144,10 +163,28 @@ async fn run(quick: bool) {
     if peers.len() < 3 {
         println!("| postgres | – | skipped | skipped | – | – |");
     }
+
+    println!(
+        "\nThe store calls of a turn alone (load_thread + add_thread_item × 2, no service), \
+         with their CPU as a share of memory's whole turn above:\n"
+    );
+    println!("| store | concurrent conversations | calls-only turns/s | CPU per turn (µs) | CPU vs memory's whole turn |");
+    println!("|---|---|---|---|---|");
+    for (c, &concurrency) in CONCURRENCY.iter().enumerate() {
+        let (_, base_cpu) = rate_cpu(&totals[0][c]);
+        for (i, peer) in peers.iter().enumerate() {
+            let (rate, cpu) = rate_cpu(&calls_only[i][c]);
+            println!(
+                "| {} | {concurrency} | {rate:.0} | {cpu:.1} | {:.2}× |",
+                peer.name,
+                cpu / base_cpu
+            );
+        }
+    }
     if let Some(file) = &peers[1].file {
         let growth = sqlite_after.saturating_sub(sqlite_before);
         println!(
-            "\nSQLite: {} turns stored (threads.create included), file {} → {} bytes ({}), {:.0} bytes per turn \
+            "\nSQLite: {} turns stored (threads.create and store-calls-only turns included), file {} → {} bytes ({}), {:.0} bytes per turn \
              (user message + assistant message rows and their index entries)",
             sqlite_turns,
             sqlite_before,
@@ -169,23 +206,78 @@ fn rate_cpu(s: &Sample) -> (f64, f64) {
 
 /// `turns` turns in all, over `concurrency` conversations (one new thread each) at once.
 async fn load(service: &ChatKitService, concurrency: usize, turns: usize, round: usize) -> Sample {
-    let per = turns / concurrency;
     // Threads are created before the clock starts: only `add_user_message` turns are timed.
-    let mut threads = Vec::new();
+    let mut conversations = Vec::new();
     for n in 0..concurrency {
         let user = format!("user-{round}-{n}");
         let thread_id = create_thread(service, &user).await;
-        threads.push((user, thread_id));
+        conversations.push((service.clone(), user, thread_id));
     }
+    let mut sample = timed(
+        conversations,
+        turns / concurrency,
+        |(service, user, thread_id)| async move {
+            turn(&service, &user, &thread_id).await;
+            (service, user, thread_id)
+        },
+    )
+    .await;
+    sample.created = concurrency as u64;
+    sample
+}
+
+/// The store calls of `turns` turns, over `concurrency` threads at once: load the thread, save
+/// a user message and an assistant message, as `ChatKitService` does for a turn.
+async fn load_calls(
+    store: &Arc<dyn Store>,
+    concurrency: usize,
+    turns: usize,
+    round: usize,
+) -> Sample {
+    let mut conversations = Vec::new();
+    for n in 0..concurrency {
+        let ctx = RequestContext::new(format!("calls-{round}-{n}"));
+        let thread = ThreadMetadata::new(store.generate_thread_id(&ctx));
+        store.save_thread(&thread, &ctx).await.unwrap();
+        conversations.push((store.clone(), ctx, thread.id));
+    }
+    timed(
+        conversations,
+        turns / concurrency,
+        |(store, ctx, thread_id)| async move {
+            let thread = store.load_thread(&thread_id, &ctx).await.unwrap();
+            for user in [true, false] {
+                let id = store.generate_item_id(IdKind::Message, &thread, &ctx);
+                let item = item(&id, &thread.id, user);
+                store
+                    .add_thread_item(&thread.id, &item, &ctx)
+                    .await
+                    .unwrap();
+            }
+            (store, ctx, thread_id)
+        },
+    )
+    .await
+}
+
+/// Run `per` turns of each conversation, the conversations at once (a task each); time and CPU
+/// of the whole. A turn takes its conversation's state and gives it back.
+async fn timed<C, F, Fut>(conversations: Vec<C>, per: usize, turn: F) -> Sample
+where
+    C: Send + 'static,
+    F: Fn(C) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = C> + Send,
+{
+    let count = conversations.len();
     let cpu_before = cpu_ns();
     let started = Instant::now();
-    let tasks: Vec<_> = threads
+    let tasks: Vec<_> = conversations
         .into_iter()
-        .map(|(user, thread_id)| {
-            let service = service.clone();
+        .map(|mut state| {
+            let turn = turn.clone();
             tokio::spawn(async move {
                 for _ in 0..per {
-                    turn(&service, &user, &thread_id).await;
+                    state = turn(state).await;
                 }
             })
         })
@@ -194,11 +286,24 @@ async fn load(service: &ChatKitService, concurrency: usize, turns: usize, round:
         task.await.unwrap();
     }
     Sample {
-        turns: (per * concurrency) as u64,
-        created: concurrency as u64,
+        turns: (per * count) as u64,
+        created: 0,
         seconds: started.elapsed().as_secs_f64(),
         cpu_ns: cpu_ns() - cpu_before,
     }
+}
+
+/// A user or an assistant message like those of the echo's turns.
+fn item(id: &str, thread_id: &str, user: bool) -> ThreadItem {
+    let text = "the quick brown fox jumps over the lazy dog";
+    let value = if user {
+        json!({"id": id, "thread_id": thread_id, "created_at": Timestamp::now(), "type": "user_message",
+               "content": [{"type": "input_text", "text": text}], "attachments": [], "inference_options": {}})
+    } else {
+        json!({"id": id, "thread_id": thread_id, "created_at": Timestamp::now(), "type": "assistant_message",
+               "content": [{"annotations": [], "text": text, "type": "output_text"}]})
+    };
+    serde_json::from_value(value).unwrap()
 }
 
 async fn conversation(service: &ChatKitService, user: &str, turns: usize) -> String {

@@ -928,6 +928,63 @@ async fn two_sqlite_instances_open_one_new_file_at_once() {
     }
 }
 
+/// Another process holding SQLite's write lock: a write waits out the store's timeout and fails
+/// as `Unavailable` (503), reads go on meanwhile (WAL), and once the lock is gone the store
+/// writes again without being reopened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_sqlite_file_is_unavailable_then_recovers() {
+    use sqlx::{Connection, Executor};
+
+    let dir = TempDir::new("locked");
+    let path = dir.file("chatkit.db");
+    let timeout = std::time::Duration::from_millis(400);
+    let store = within(SqliteStore::builder(&path).timeout(timeout).open())
+        .await
+        .unwrap();
+    let alice = RequestContext::new("alice");
+    ok(store.save_thread(&thread("thr_before", at(1, 0)), &alice)).await;
+
+    // Another writer (a second process would be the same) takes the write lock and keeps it.
+    let mut other = within(sqlx::SqliteConnection::connect(&format!(
+        "sqlite://{}",
+        path.display()
+    )))
+    .await
+    .unwrap();
+    within(other.execute("BEGIN IMMEDIATE")).await.unwrap();
+
+    for n in 0..3 {
+        let started = std::time::Instant::now();
+        let kind = fails(store.save_thread(&thread(&format!("thr_{n}"), at(2, n)), &alice)).await;
+        let took = started.elapsed();
+        assert_eq!(kind, StoreErrorKind::Unavailable);
+        assert!(
+            took >= timeout / 2,
+            "gave up after {took:?}, before the timeout"
+        );
+        assert!(
+            took < timeout * 5,
+            "took {took:?} for a {timeout:?} timeout"
+        );
+        // Reads do not wait for the writer.
+        assert_eq!(
+            ok(store.load_thread("thr_before", &alice)).await.id,
+            "thr_before"
+        );
+    }
+
+    within(other.execute("ROLLBACK")).await.unwrap();
+    within(other.close()).await.unwrap();
+    ok(store.save_thread(&thread("thr_after", at(3, 0)), &alice)).await;
+    let ids: Vec<String> = ok(store.load_threads(PageQuery::first(10, Order::Asc), &alice))
+        .await
+        .data
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(ids, ["thr_before", "thr_after"]);
+}
+
 #[tokio::test]
 async fn sqlite_open_fails_clearly_on_an_unusable_path() {
     let err = within(SqliteStore::open("/proc/chatkit/chatkit.db"))

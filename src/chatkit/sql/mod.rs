@@ -80,6 +80,8 @@ use crate::error::ConfigError;
 use super::store::{Store, StoreError};
 use super::InMemoryStore;
 
+#[cfg(feature = "sqlite")]
+mod connections;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]

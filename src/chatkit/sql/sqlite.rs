@@ -5,11 +5,15 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use std::sync::Arc;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::ConnectOptions;
 
 use crate::chatkit::store::StoreError;
 use crate::chatkit::RequestContext;
 
+use super::connections::SqliteConnections;
 use super::store::{database_error, Pool, SqlStore};
 use super::{migrator, DEFAULT_TIMEOUT, OPEN_TIMEOUT};
 
@@ -20,13 +24,16 @@ const NAME: &str = "SQLite";
 ///
 /// - **Durable**: WAL journal with `synchronous = NORMAL` — a committed write survives the
 ///   process being killed (a power cut may lose the last commits).
-/// - **Concurrent**: a small pool (4 connections by default, each with its own thread, so
-///   SQLite's blocking work stays off the async workers); readers never wait for the writer,
-///   writers take turns. Every write is a single statement, so it waits out the busy timeout
-///   instead of failing with `database is locked`.
+/// - **Concurrent**: a small pool of its own (4 connections by default, each with its own
+///   thread, so SQLite's blocking work stays off the async workers): one connection writes and
+///   this process's writes queue for it in order, the others read and never wait for the writer
+///   (WAL). Writers in other processes are waited out with SQLite's busy timeout. Unlike
+///   sqlx's pool, a connection handed back is not pinged: that round trip doubled the cost of
+///   every call.
 /// - **Bounded**: every call answers within [`timeout`](SqliteStoreBuilder::timeout) (5 s by
 ///   default) or fails as [`Unavailable`](crate::chatkit::StoreErrorKind::Unavailable) —
-///   `503 STORE_UNAVAILABLE`.
+///   `503 STORE_UNAVAILABLE`. Another process's write lock is given up on at ¾ of the timeout,
+///   so such a refused write did not happen.
 /// - **Safe to open twice**: opening creates the folder and the file if needed and runs the
 ///   embedded migrations while holding an OS lock on `<file>-lock`, so two instances starting
 ///   at once on a new file both succeed (SQLite's own locking does not cover that: switching a
@@ -149,7 +156,8 @@ impl SqliteStoreBuilder {
         self
     }
 
-    /// At most this many connections, each with its own thread (default 4).
+    /// At most this many connections, each with its own thread (default 4): one writer, the
+    /// rest readers (with 1, the writer reads too).
     pub fn max_connections(mut self, max: u32) -> Self {
         self.max_connections = max;
         self
@@ -185,18 +193,11 @@ impl SqliteStoreBuilder {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(self.timeout);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(self.max_connections)
-            .min_connections(0)
-            .acquire_timeout(self.timeout)
-            // An embedded database needs no ping before each use.
-            .test_before_acquire(false)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
-            .await
-            .map_err(|e| open_error(&path, e))?;
+            // SQLite gives up on another process's write lock before the store's own timeout
+            // cuts the call off, so a write refused that way is known not to have happened (one
+            // cut off by the timeout may still land, as with any database).
+            .busy_timeout(self.timeout * 3 / 4);
+        let mut first = options.connect().await.map_err(|e| open_error(&path, e))?;
         migrator([
             ("chatkit store", include_str!("migrations/sqlite.sql")),
             (
@@ -204,7 +205,7 @@ impl SqliteStoreBuilder {
                 include_str!("migrations/sqlite_2_attachment_threads.sql"),
             ),
         ])
-        .run(&pool)
+        .run_direct(None, &mut first, false)
         .await
         .map_err(|e| {
             StoreError::other(format!(
@@ -213,8 +214,9 @@ impl SqliteStoreBuilder {
             ))
             .with_source(e)
         })?;
+        let pool = SqliteConnections::new(options, self.max_connections, first);
         Ok(SqliteStore {
-            inner: SqlStore::new(Pool::Sqlite(pool), self.timeout, NAME),
+            inner: SqlStore::new(Pool::Sqlite(Arc::new(pool)), self.timeout, NAME),
             path,
         })
     }

@@ -10,6 +10,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use serde::Deserialize;
+#[cfg(feature = "sqlite")]
+use sqlx::Connection as _;
 
 use crate::chatkit::store::{PageQuery, Store, StoreError, StoreFuture};
 use crate::chatkit::RequestContext;
@@ -21,21 +23,41 @@ use super::statements as sql;
 #[derive(Clone)]
 pub(super) enum Pool {
     #[cfg(feature = "sqlite")]
-    Sqlite(sqlx::SqlitePool),
+    Sqlite(std::sync::Arc<super::connections::SqliteConnections>),
     #[cfg(feature = "postgres")]
     Postgres(sqlx::PgPool),
 }
 
-/// Run `$body` with `$p` bound to the concrete pool.
+/// Run `$body` (a `Result<_, sqlx::Error>`) with `$p` bound to a concrete executor: a SQLite
+/// connection held for the body (the writer for [`Access::Write`], a reader for
+/// [`Access::Read`]), or the PostgreSQL pool.
 macro_rules! on_pool {
-    ($pool:expr, |$p:ident| $body:expr) => {
+    ($pool:expr, $access:expr, |$p:ident| $body:expr) => {
         match $pool {
             #[cfg(feature = "sqlite")]
-            Pool::Sqlite($p) => $body,
+            Pool::Sqlite(pool) => match pool.acquire($access).await {
+                Ok(mut held) => {
+                    let $p = held.conn();
+                    let result = $body;
+                    held.finish(&result);
+                    result
+                }
+                Err(err) => Err(err),
+            },
             #[cfg(feature = "postgres")]
-            Pool::Postgres($p) => $body,
+            Pool::Postgres($p) => {
+                let _: Access = $access;
+                $body
+            }
         }
     };
+}
+
+/// Whether a call only reads or also writes: SQLite runs writes on its one writer connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Access {
+    Read,
+    Write,
 }
 
 /// `id, created_at, title, status, allowed_image_domains, metadata`.
@@ -64,7 +86,12 @@ impl SqlStore {
     }
 
     pub(super) fn pool_size(&self) -> u32 {
-        on_pool!(&self.pool, |p| p.size())
+        match &self.pool {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(pool) => pool.size(),
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(pool) => pool.size(),
+        }
     }
 
     /// `fut` under the store's timeout.
@@ -89,11 +116,13 @@ impl SqlStore {
     }
 
     async fn thread_exists(&self, thread_id: &str, owner: &str) -> Result<bool, StoreError> {
-        let row: Option<(i32,)> = on_pool!(&self.pool, |p| sqlx::query_as(sql::THREAD_EXISTS)
-            .bind(thread_id)
-            .bind(owner)
-            .fetch_optional(p)
-            .await)
+        let row: Option<(i32,)> = on_pool!(&self.pool, Access::Read, |p| sqlx::query_as(
+            sql::THREAD_EXISTS
+        )
+        .bind(thread_id)
+        .bind(owner)
+        .fetch_optional(p)
+        .await)
         .map_err(|e| self.error(e))?;
         Ok(row.is_some())
     }
@@ -108,7 +137,7 @@ impl SqlStore {
         let mut out = String::new();
         for (name, statement) in sql::PAGING {
             let is_items = statement.contains("chatkit_items");
-            let lines: Vec<String> = on_pool!(&self.pool, |p| {
+            let lines: Vec<String> = on_pool!(&self.pool, Access::Read, |p| {
                 let explain = sqlx::AssertSqlSafe(format!("{} {statement}", explain_prefix(p)));
                 let mut query = sqlx::query(explain);
                 // The first page, as the store asks for it.
@@ -126,7 +155,7 @@ impl SqlStore {
                     .bind(21_i64)
                     .fetch_all(p)
                     .await
-                    .map(|rows| rows.iter().map(|row| plan_line(p, row)).collect())
+                    .map(|rows| rows.iter().map(PlanLine::plan_line).collect())
             })
             .map_err(|e| self.error(e))?;
             out.push_str(&format!("{name}:\n"));
@@ -138,65 +167,56 @@ impl SqlStore {
     }
 }
 
-/// How each database explains a plan.
-trait Explain {
-    type Row;
+/// What differs between the databases, keyed by the executor each runs statements on (a held
+/// SQLite connection, the PostgreSQL pool).
+trait Dialect {
     /// What goes before a statement to get its plan.
-    const PREFIX: &'static str;
-    /// One line of the plan.
-    fn plan_line(row: &Self::Row) -> String;
-}
-
-#[cfg(feature = "sqlite")]
-impl Explain for sqlx::SqlitePool {
-    type Row = sqlx::sqlite::SqliteRow;
-    const PREFIX: &'static str = "EXPLAIN QUERY PLAN";
-
-    fn plan_line(row: &Self::Row) -> String {
-        use sqlx::Row;
-        // (id, parent, notused, detail)
-        row.try_get::<String, _>(3).unwrap_or_default()
-    }
-}
-
-#[cfg(feature = "postgres")]
-impl Explain for sqlx::PgPool {
-    type Row = sqlx::postgres::PgRow;
-    const PREFIX: &'static str = "EXPLAIN";
-
-    fn plan_line(row: &Self::Row) -> String {
-        use sqlx::Row;
-        row.try_get::<String, _>(0).unwrap_or_default()
-    }
-}
-
-/// How each database starts a transaction that writes.
-trait BeginWrite {
-    /// SQLite takes the write lock at once (`IMMEDIATE`), waiting out its busy timeout like an
-    /// autocommit write; PostgreSQL locks rows as it goes.
+    const EXPLAIN: &'static str;
+    /// How a transaction that writes starts: SQLite takes the write lock at once (`IMMEDIATE`),
+    /// waiting out its busy timeout like an autocommit write; PostgreSQL locks rows as it goes.
     const BEGIN: &'static str;
 }
 
 #[cfg(feature = "sqlite")]
-impl BeginWrite for sqlx::SqlitePool {
+impl Dialect for sqlx::SqliteConnection {
+    const EXPLAIN: &'static str = "EXPLAIN QUERY PLAN";
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
 }
 
 #[cfg(feature = "postgres")]
-impl BeginWrite for sqlx::PgPool {
+impl Dialect for sqlx::PgPool {
+    const EXPLAIN: &'static str = "EXPLAIN";
     const BEGIN: &'static str = "BEGIN";
 }
 
-fn begin_write<P: BeginWrite>(_: &P) -> &'static str {
+fn begin_write<P: Dialect>(_: &P) -> &'static str {
     P::BEGIN
 }
 
-fn explain_prefix<P: Explain>(_: &P) -> &'static str {
-    P::PREFIX
+fn explain_prefix<P: Dialect>(_: &P) -> &'static str {
+    P::EXPLAIN
 }
 
-fn plan_line<P: Explain>(_: &P, row: &P::Row) -> String {
-    P::plan_line(row)
+/// One line of a plan, from a row of each database's `EXPLAIN`.
+trait PlanLine {
+    fn plan_line(&self) -> String;
+}
+
+#[cfg(feature = "sqlite")]
+impl PlanLine for sqlx::sqlite::SqliteRow {
+    fn plan_line(&self) -> String {
+        use sqlx::Row;
+        // (id, parent, notused, detail)
+        self.try_get::<String, _>(3).unwrap_or_default()
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl PlanLine for sqlx::postgres::PgRow {
+    fn plan_line(&self) -> String {
+        use sqlx::Row;
+        self.try_get::<String, _>(0).unwrap_or_default()
+    }
 }
 
 /// A sqlx error as a [`StoreError`]: a database that cannot be reached, is shutting down, or is
@@ -377,11 +397,13 @@ impl Store for SqlStore {
             if has_nul(thread_id) {
                 return Err(thread_not_found(thread_id));
             }
-            let row: Option<ThreadRow> = on_pool!(&self.pool, |p| sqlx::query_as(sql::LOAD_THREAD)
-                .bind(thread_id)
-                .bind(ctx.user_id())
-                .fetch_optional(p)
-                .await)
+            let row: Option<ThreadRow> = on_pool!(&self.pool, Access::Read, |p| sqlx::query_as(
+                sql::LOAD_THREAD
+            )
+            .bind(thread_id)
+            .bind(ctx.user_id())
+            .fetch_optional(p)
+            .await)
             .map_err(|e| self.error(e))?;
             match row {
                 Some(row) => thread_from_row(row),
@@ -406,7 +428,7 @@ impl Store for SqlStore {
                 .map(to_json)
                 .transpose()?;
             let metadata = to_json(&thread.metadata)?;
-            let done = on_pool!(&self.pool, |p| sqlx::query(sql::SAVE_THREAD)
+            let done = on_pool!(&self.pool, Access::Write, |p| sqlx::query(sql::SAVE_THREAD)
                 .bind(&thread.id)
                 .bind(ctx.user_id())
                 .bind(thread.created_at.unix_micros())
@@ -437,11 +459,13 @@ impl Store for SqlStore {
                 Some(cursor) if has_nul(cursor) => return Err(StoreError::bad_cursor(cursor)),
                 Some(cursor) => {
                     let key: Option<(i64, i64)> =
-                        on_pool!(&self.pool, |p| sqlx::query_as(sql::THREAD_CURSOR)
-                            .bind(cursor)
-                            .bind(owner)
-                            .fetch_optional(p)
-                            .await)
+                        on_pool!(&self.pool, Access::Read, |p| sqlx::query_as(
+                            sql::THREAD_CURSOR
+                        )
+                        .bind(cursor)
+                        .bind(owner)
+                        .fetch_optional(p)
+                        .await)
                         .map_err(|e| self.error(e))?;
                     key.ok_or_else(|| StoreError::bad_cursor(cursor))?
                 }
@@ -450,14 +474,15 @@ impl Store for SqlStore {
                 Order::Asc => sql::THREADS_ASC,
                 Order::Desc => sql::THREADS_DESC,
             };
-            let rows: Vec<ThreadRow> = on_pool!(&self.pool, |p| sqlx::query_as(statement)
-                .bind(owner)
-                .bind(at)
-                .bind(seq)
-                .bind(fetch_limit(query.limit))
-                .fetch_all(p)
-                .await)
-            .map_err(|e| self.error(e))?;
+            let rows: Vec<ThreadRow> =
+                on_pool!(&self.pool, Access::Read, |p| sqlx::query_as(statement)
+                    .bind(owner)
+                    .bind(at)
+                    .bind(seq)
+                    .bind(fetch_limit(query.limit))
+                    .fetch_all(p)
+                    .await)
+                .map_err(|e| self.error(e))?;
             let threads = rows
                 .into_iter()
                 .map(thread_from_row)
@@ -477,8 +502,9 @@ impl Store for SqlStore {
             }
             let owner = ctx.user_id();
             // One transaction: the thread (its items by cascade), then its attachment records.
-            let done = on_pool!(&self.pool, |p| async {
-                let mut tx = p.begin_with(begin_write(p)).await?;
+            let done = on_pool!(&self.pool, Access::Write, |p| async {
+                let begin = begin_write(p);
+                let mut tx = p.begin_with(begin).await?;
                 let done = sqlx::query(sql::DELETE_THREAD)
                     .bind(thread_id)
                     .bind(owner)
@@ -519,12 +545,14 @@ impl Store for SqlStore {
             }
             let cursor = query.after.as_deref().filter(|c| !has_nul(c));
             let found: Option<(Option<i64>, Option<i64>)> =
-                on_pool!(&self.pool, |p| sqlx::query_as(sql::ITEM_CURSOR)
-                    .bind(thread_id)
-                    .bind(owner)
-                    .bind(cursor)
-                    .fetch_optional(p)
-                    .await)
+                on_pool!(&self.pool, Access::Read, |p| sqlx::query_as(
+                    sql::ITEM_CURSOR
+                )
+                .bind(thread_id)
+                .bind(owner)
+                .bind(cursor)
+                .fetch_optional(p)
+                .await)
                 .map_err(|e| self.error(e))?;
             let Some(key) = found else {
                 return Err(thread_not_found(thread_id));
@@ -538,15 +566,16 @@ impl Store for SqlStore {
                 Order::Asc => sql::ITEMS_ASC,
                 Order::Desc => sql::ITEMS_DESC,
             };
-            let rows: Vec<(String,)> = on_pool!(&self.pool, |p| sqlx::query_as(statement)
-                .bind(thread_id)
-                .bind(owner)
-                .bind(at)
-                .bind(seq)
-                .bind(fetch_limit(query.limit))
-                .fetch_all(p)
-                .await)
-            .map_err(|e| self.error(e))?;
+            let rows: Vec<(String,)> =
+                on_pool!(&self.pool, Access::Read, |p| sqlx::query_as(statement)
+                    .bind(thread_id)
+                    .bind(owner)
+                    .bind(at)
+                    .bind(seq)
+                    .bind(fetch_limit(query.limit))
+                    .fetch_all(p)
+                    .await)
+                .map_err(|e| self.error(e))?;
             let items = rows
                 .iter()
                 .map(|(body,)| from_json::<ThreadItem>("item", body))
@@ -577,7 +606,7 @@ impl Store for SqlStore {
             refuse_nul("item id", item.id())?;
             let body = to_json(item)?;
             let kind = item_type(&body)?;
-            let done = on_pool!(&self.pool, |p| sqlx::query(sql::SAVE_ITEM)
+            let done = on_pool!(&self.pool, Access::Write, |p| sqlx::query(sql::SAVE_ITEM)
                 .bind(thread_id)
                 .bind(ctx.user_id())
                 .bind(item.id())
@@ -611,7 +640,7 @@ impl Store for SqlStore {
             let row: Option<(String,)> = if has_nul(item_id) {
                 None
             } else {
-                on_pool!(&self.pool, |p| sqlx::query_as(sql::LOAD_ITEM)
+                on_pool!(&self.pool, Access::Read, |p| sqlx::query_as(sql::LOAD_ITEM)
                     .bind(thread_id)
                     .bind(owner)
                     .bind(item_id)
@@ -643,7 +672,7 @@ impl Store for SqlStore {
             let done = if has_nul(item_id) {
                 0
             } else {
-                on_pool!(&self.pool, |p| sqlx::query(sql::DELETE_ITEM)
+                on_pool!(&self.pool, Access::Write, |p| sqlx::query(sql::DELETE_ITEM)
                     .bind(thread_id)
                     .bind(owner)
                     .bind(item_id)
@@ -669,14 +698,16 @@ impl Store for SqlStore {
             refuse_nul("attachment id", attachment.id())?;
             refuse_nul("user id", ctx.user_id())?;
             let body = to_json(attachment)?;
-            let done = on_pool!(&self.pool, |p| sqlx::query(sql::SAVE_ATTACHMENT)
-                .bind(attachment.id())
-                .bind(ctx.user_id())
-                .bind(attachment.thread_id().filter(|t| !has_nul(t)))
-                .bind(&body)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()))
+            let done = on_pool!(&self.pool, Access::Write, |p| sqlx::query(
+                sql::SAVE_ATTACHMENT
+            )
+            .bind(attachment.id())
+            .bind(ctx.user_id())
+            .bind(attachment.thread_id().filter(|t| !has_nul(t)))
+            .bind(&body)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))
             .map_err(|e| self.error(e))?;
             if done == 0 {
                 return Err(attachment_not_found(attachment.id()));
@@ -694,13 +725,14 @@ impl Store for SqlStore {
             if has_nul(attachment_id) {
                 return Err(attachment_not_found(attachment_id));
             }
-            let row: Option<(String,)> =
-                on_pool!(&self.pool, |p| sqlx::query_as(sql::LOAD_ATTACHMENT)
-                    .bind(attachment_id)
-                    .bind(ctx.user_id())
-                    .fetch_optional(p)
-                    .await)
-                .map_err(|e| self.error(e))?;
+            let row: Option<(String,)> = on_pool!(&self.pool, Access::Read, |p| sqlx::query_as(
+                sql::LOAD_ATTACHMENT
+            )
+            .bind(attachment_id)
+            .bind(ctx.user_id())
+            .fetch_optional(p)
+            .await)
+            .map_err(|e| self.error(e))?;
             match row {
                 Some((body,)) => from_json("attachment", &body),
                 None => Err(attachment_not_found(attachment_id)),
@@ -717,12 +749,14 @@ impl Store for SqlStore {
             if has_nul(attachment_id) {
                 return Ok(());
             }
-            on_pool!(&self.pool, |p| sqlx::query(sql::DELETE_ATTACHMENT)
-                .bind(attachment_id)
-                .bind(ctx.user_id())
-                .execute(p)
-                .await
-                .map(|_| ()))
+            on_pool!(&self.pool, Access::Write, |p| sqlx::query(
+                sql::DELETE_ATTACHMENT
+            )
+            .bind(attachment_id)
+            .bind(ctx.user_id())
+            .execute(p)
+            .await
+            .map(|_| ()))
             .map_err(|e| self.error(e))
         })
     }

@@ -5,7 +5,8 @@
 //!
 //! | path | method | what |
 //! |---|---|---|
-//! | `/healthz` | GET | `{"status":"ok"}` |
+//! | `/healthz` | GET | `{"status":"ok"}`: the process answers (liveness; needs no database) |
+//! | `/readyz` | GET | `{"status":"ready"}` when the ChatKit store answers (a trivial query under the store's timeout), else `503 STORE_UNAVAILABLE` |
 //! | `/api/custom/session` | POST | [`SessionService`](crate::session::SessionService) behind [`AuthLayer`](crate::auth::AuthLayer) |
 //! | `/api/sessions` | POST | [`IssuerService`](crate::backend::IssuerService) (the embedded backend) |
 //! | `/api/custom/stream` | POST | [`StreamService`](crate::sse::StreamService): the custom backend's stream, or the demo responder |
@@ -32,6 +33,7 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -45,6 +47,7 @@ use tower::Layer;
 use tower_service::Service;
 
 use crate::body::{json_response, Body};
+use crate::chatkit::Store;
 use crate::config::Config;
 use crate::error::{BoxError, ConfigError, Error, ErrorCode};
 use crate::future::ResponseFuture;
@@ -79,6 +82,8 @@ struct Routes {
     ws: Route,
     chatkit: Route,
     uploads: Route,
+    /// The ChatKit store, for `/readyz`.
+    store: Arc<dyn Store>,
     page: Bytes,
 }
 
@@ -100,6 +105,7 @@ impl App {
             ws: BoxCloneSyncService::new(kit.ws()),
             chatkit: BoxCloneSyncService::new(kit.chatkit()),
             uploads: BoxCloneSyncService::new(kit.chatkit_uploads()),
+            store: kit.chatkit_service().store().clone(),
             page: demo_page(models),
         };
         Self {
@@ -279,6 +285,21 @@ impl Service<Request<Body>> for Routes {
                     Error::method_not_allowed(&[Method::GET]).into_response()
                 };
                 return ResponseFuture::ready(res);
+            }
+            "/readyz" => {
+                if req.method() != Method::GET && req.method() != Method::HEAD {
+                    let res = Error::method_not_allowed(&[Method::GET]).into_response();
+                    return ResponseFuture::ready(res);
+                }
+                let store = self.store.clone();
+                return ResponseFuture::new(async move {
+                    Ok(match store.ready().await {
+                        Ok(()) => {
+                            json_response(StatusCode::OK, &serde_json::json!({"status": "ready"}))
+                        }
+                        Err(err) => Error::from(err).into_response(),
+                    })
+                });
             }
             "/healthz" => {
                 let res = if req.method() == Method::GET || req.method() == Method::HEAD {

@@ -103,6 +103,10 @@ pub struct Config {
     /// [`Kit::open`](crate::Kit::open) then uses [`StoreUrl::DEFAULT`] (SQLite in
     /// `data/chatkit.db`), [`Kit::from_config`](crate::Kit::from_config) keeps them in memory.
     pub store: Option<StoreUrl>,
+    /// The longest a ChatKit store call may take, waiting for a connection included
+    /// (`CHATKIT_STORE_TIMEOUT_MS`, default 5 s); past it the request answers
+    /// `503 STORE_UNAVAILABLE`.
+    pub store_timeout: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -121,6 +125,7 @@ impl fmt::Debug for Config {
             .field("models", &self.models)
             .field("user_tokens", &self.user_tokens)
             .field("store", &self.store)
+            .field("store_timeout", &self.store_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -247,6 +252,18 @@ impl Config {
             .map(|v| v.parse::<StoreUrl>())
             .transpose()
             .map_err(|e| ConfigError::variable("CHATKIT_STORE_URL", e.to_string()))?;
+        let store_timeout = match get("CHATKIT_STORE_TIMEOUT_MS") {
+            None => StoreUrl::DEFAULT_TIMEOUT,
+            Some(v) => match v.parse::<u64>() {
+                Ok(ms) if (1..=600_000).contains(&ms) => Duration::from_millis(ms),
+                _ => {
+                    return Err(ConfigError::variable(
+                        "CHATKIT_STORE_TIMEOUT_MS",
+                        format!("{v:?} is not a number of milliseconds between 1 and 600000"),
+                    ))
+                }
+            },
+        };
         Ok(Self {
             host,
             port,
@@ -261,6 +278,7 @@ impl Config {
             user_tokens,
             demo_users,
             store,
+            store_timeout,
         })
     }
 }
@@ -320,6 +338,14 @@ mod tests {
             (&[("CHATKIT_USER_TOKENS", "tok")], "CHATKIT_USER_TOKENS"),
             (&[("CHATKIT_DEMO_PACE_MS", "-1")], "CHATKIT_DEMO_PACE_MS"),
             (
+                &[("CHATKIT_STORE_TIMEOUT_MS", "0")],
+                "CHATKIT_STORE_TIMEOUT_MS",
+            ),
+            (
+                &[("CHATKIT_STORE_TIMEOUT_MS", "5s")],
+                "CHATKIT_STORE_TIMEOUT_MS",
+            ),
+            (
                 &[("CHATKIT_STORE_URL", "mysql://db/x")],
                 "CHATKIT_STORE_URL",
             ),
@@ -352,6 +378,13 @@ mod tests {
     #[test]
     fn store_url_takes_each_form_and_hides_a_password() {
         assert_eq!(config(&[]).unwrap().store, None);
+        assert_eq!(config(&[]).unwrap().store_timeout, Duration::from_secs(5));
+        assert_eq!(
+            config(&[("CHATKIT_STORE_TIMEOUT_MS", "1500")])
+                .unwrap()
+                .store_timeout,
+            Duration::from_millis(1500)
+        );
         let store = |v: &str| config(&[("CHATKIT_STORE_URL", v)]).map(|c| c.store);
         assert_eq!(store("memory:").unwrap(), Some(StoreUrl::Memory));
         for (url, feature_on) in [

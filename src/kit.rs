@@ -120,9 +120,12 @@ impl Kit {
                 )
             })?,
         };
-        let store = url.open().await.map_err(|e| {
-            ConfigError::variable("CHATKIT_STORE_URL", format!("cannot open {url}: {e}"))
-        })?;
+        let store = url
+            .open_with_timeout(config.store_timeout)
+            .await
+            .map_err(|e| {
+                ConfigError::variable("CHATKIT_STORE_URL", format!("cannot open {url}: {e}"))
+            })?;
         tracing::info!(store = %url, "ChatKit store opened");
         Self::build(config, store)
     }

@@ -175,16 +175,22 @@ async fn chunked_body_over_the_limit_is_413_while_still_streaming() {
 }
 
 #[tokio::test]
-async fn healthz_and_unknown_paths() {
+async fn healthz_readyz_and_unknown_paths() {
     let server = serve_app(&[]).await;
-    let res = common::send(
-        http::Request::get(server.url("/healthz"))
-            .body(Default::default())
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(res.status, 200);
-    assert_eq!(res.json()["status"], "ok");
+    // Alive, and ready: the (in-memory) ChatKit store answers.
+    for (path, status) in [("/healthz", "ok"), ("/readyz", "ready")] {
+        let res = common::send(
+            http::Request::get(server.url(path))
+                .body(Default::default())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(res.status, 200, "{path}");
+        assert_eq!(res.json()["status"], status, "{path}");
+    }
+    post(&server.url("/readyz"), &[], "")
+        .await
+        .assert_error(405, "METHOD_NOT_ALLOWED");
     let res = post(&server.url("/nope"), &[], "").await;
     res.assert_error(404, "NOT_FOUND");
 }

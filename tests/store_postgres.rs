@@ -72,11 +72,15 @@ impl Server {
             .await
     }
 
-    async fn healthz(&self) -> u16 {
-        let req = http::Request::get(format!("{}/healthz", self.base))
+    async fn get(&self, path: &str) -> Answer {
+        let req = http::Request::get(format!("{}{path}", self.base))
             .body(http_body_util::Full::new(bytes::Bytes::new()))
             .unwrap();
-        common::send(req).await.status.as_u16()
+        common::send(req).await
+    }
+
+    async fn healthz(&self) -> u16 {
+        self.get("/healthz").await.status.as_u16()
     }
 
     async fn client_secret(&self) -> String {
@@ -312,12 +316,24 @@ async fn a_stopped_server_is_503_then_the_next_request_succeeds() {
     let Some(pg) = Cluster::start().await else {
         return;
     };
-    // The example server as it runs: Kit::open, default 5 s timeout.
-    let server = serve(&[("CHATKIT_STORE_URL", pg.url.as_str())], None).await;
+    // The example server as it runs: Kit::open, the store timeout from its variable.
+    let server = serve(
+        &[
+            ("CHATKIT_STORE_URL", pg.url.as_str()),
+            ("CHATKIT_STORE_TIMEOUT_MS", "2000"),
+        ],
+        None,
+    )
+    .await;
     let created = server
         .chatkit(json!({"type": "threads.create", "params": {"input": message("before")}}))
         .await;
     assert_eq!(created.status, 200);
+    let ready = server.get("/readyz").await;
+    assert_eq!(
+        (ready.status.as_u16(), &ready.json()["status"]),
+        (200, &json!("ready"))
+    );
 
     pg.kill().await;
     let started = Instant::now();
@@ -327,8 +343,17 @@ async fn a_stopped_server_is_503_then_the_next_request_succeeds() {
         .assert_error(503, "STORE_UNAVAILABLE");
     let took = started.elapsed();
     println!("server stopped: 503 STORE_UNAVAILABLE after {took:?}");
-    assert!(took < Duration::from_millis(6500), "{took:?}");
-    // What needs no database keeps answering.
+    assert!(
+        took < Duration::from_millis(3500),
+        "{took:?} for a 2 s store timeout"
+    );
+    // Not ready, within the same bound; what needs no database keeps answering.
+    let started = Instant::now();
+    server
+        .get("/readyz")
+        .await
+        .assert_error(503, "STORE_UNAVAILABLE");
+    assert!(started.elapsed() < Duration::from_millis(3500));
     assert_eq!(server.healthz().await, 200);
     server.client_secret().await;
 
@@ -336,6 +361,7 @@ async fn a_stopped_server_is_503_then_the_next_request_succeeds() {
     let started = Instant::now();
     assert_eq!(thread_ids(&server.threads().await).len(), 1);
     println!("server back: 200 after {:?}", started.elapsed());
+    assert_eq!(server.get("/readyz").await.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

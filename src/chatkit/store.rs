@@ -339,6 +339,13 @@ pub trait Store: Send + Sync + 'static {
         attachment_id: &'a str,
         ctx: &'a RequestContext,
     ) -> StoreFuture<'a, ()>;
+
+    /// Whether the store can answer now, for a readiness probe (`GET /readyz` in
+    /// [`App`](crate::App)): the SQL stores run a trivial query under their timeout. The default
+    /// (a store in this process) is always ready.
+    fn ready(&self) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 macro_rules! delegate_store {
@@ -385,6 +392,9 @@ macro_rules! delegate_store {
             }
             fn delete_attachment<'a>(&'a self, attachment_id: &'a str, ctx: &'a RequestContext) -> StoreFuture<'a, ()> {
                 (**self).delete_attachment(attachment_id, ctx)
+            }
+            fn ready(&self) -> StoreFuture<'_, ()> {
+                (**self).ready()
             }
         }
     )*};

@@ -99,7 +99,6 @@ pub use postgres::{PostgresStore, PostgresStoreBuilder};
 pub use sqlite::{SqliteStore, SqliteStoreBuilder};
 
 /// How long a store call may take, by default (the wait for a connection included).
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
 const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long opening a store waits for another instance that opens it at the same time.
@@ -235,6 +234,9 @@ macro_rules! delegate_store {
             ) -> $crate::chatkit::StoreFuture<'a, ()> {
                 self.inner.delete_attachment(attachment_id, ctx)
             }
+            fn ready(&self) -> $crate::chatkit::StoreFuture<'_, ()> {
+                self.inner.ready()
+            }
         }
     };
 }
@@ -279,6 +281,9 @@ impl StoreUrl {
     /// The example server's store when `CHATKIT_STORE_URL` is unset.
     pub const DEFAULT: &'static str = "sqlite://data/chatkit.db";
 
+    /// How long a store call may take by default, waiting for a connection included (5 s).
+    pub const DEFAULT_TIMEOUT: std::time::Duration = DEFAULT_TIMEOUT;
+
     /// Open the store: create the SQLite file, or connect to PostgreSQL, and migrate.
     ///
     /// ```
@@ -290,12 +295,33 @@ impl StoreUrl {
     /// # });
     /// ```
     pub async fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
+        self.open_with_timeout(Self::DEFAULT_TIMEOUT).await
+    }
+
+    /// [`open`](Self::open) with each store call bounded by `timeout` instead of
+    /// [`DEFAULT_TIMEOUT`](Self::DEFAULT_TIMEOUT) (`CHATKIT_STORE_TIMEOUT_MS`). The memory store
+    /// needs none.
+    pub async fn open_with_timeout(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<Arc<dyn Store>, StoreError> {
+        let _ = timeout;
         match self {
             Self::Memory => Ok(Arc::new(InMemoryStore::new())),
             #[cfg(feature = "sqlite")]
-            Self::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path.clone()).await?)),
+            Self::Sqlite(path) => Ok(Arc::new(
+                SqliteStore::builder(path.clone())
+                    .timeout(timeout)
+                    .open()
+                    .await?,
+            )),
             #[cfg(feature = "postgres")]
-            Self::Postgres(url) => Ok(Arc::new(PostgresStore::connect(url).await?)),
+            Self::Postgres(url) => Ok(Arc::new(
+                PostgresStore::builder(url.clone())
+                    .timeout(timeout)
+                    .connect()
+                    .await?,
+            )),
             #[allow(unreachable_patterns)]
             other => Err(StoreError::other(missing_feature(other))),
         }

@@ -760,6 +760,16 @@ impl Store for SqlStore {
             .map_err(|e| self.error(e))
         })
     }
+
+    fn ready(&self) -> StoreFuture<'_, ()> {
+        self.run(async move {
+            on_pool!(&self.pool, Access::Read, |p| sqlx::query("SELECT 1")
+                .execute(p)
+                .await
+                .map(|_| ()))
+            .map_err(|e| self.error(e))
+        })
+    }
 }
 
 #[cfg(test)]

@@ -237,17 +237,12 @@ where
 
 impl<S> Inner<S> {
     fn request(&self, req: &SessionRequest) -> Result<Request<Full<Bytes>>, Error> {
-        let mut body = Map::new();
-        body.insert("user_id".into(), Value::String(req.user.id().to_owned()));
-        if let Some(model) = &req.model {
-            body.insert("model".into(), Value::String(model.clone()));
-        }
-        if let Some(metadata) = &req.metadata {
-            body.insert("metadata".into(), Value::Object(metadata.clone()));
-        }
-        let body = serde_json::to_vec(&body).map_err(|e| {
-            Error::internal("the session request could not be encoded").with_source(e)
-        })?;
+        let body = serde_json::to_vec(&BackendRequest {
+            user_id: req.user.id(),
+            model: req.model.as_deref(),
+            metadata: req.metadata.as_ref(),
+        })
+        .map_err(|e| Error::internal("the session request could not be encoded").with_source(e))?;
         let query: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("user_id", req.user.id())
             .finish();
@@ -264,12 +259,48 @@ impl<S> Inner<S> {
 /// The kit's `User-Agent` toward upstreams.
 pub(crate) const USER_AGENT_VALUE: &str = concat!("chatkit-tower/", env!("CARGO_PKG_VERSION"));
 
+/// What the kit sends the backend: `{user_id, model?, metadata?}`.
+#[derive(serde::Serialize)]
+struct BackendRequest<'a> {
+    user_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<&'a Map<String, Value>>,
+}
+
+/// The fields the kit reads from the backend's answer; any others are ignored. A JSON `null`
+/// counts as absent.
+#[derive(serde::Deserialize)]
+struct BackendAnswer {
+    session_id: Option<Value>,
+    client_secret: Option<Value>,
+    expires_at: Option<Value>,
+    model: Option<Value>,
+}
+
 /// `{session_id, expires_at?, model?}` → the session (a `client_secret` field is accepted in
 /// place of `session_id`).
 fn session_from(parts: &http::response::Parts, body: &[u8]) -> Result<UpstreamSession, Error> {
-    let map = json_object(parts, body)?;
-    let session_id = match map.get("session_id").or_else(|| map.get("client_secret")) {
-        Some(Value::String(id)) if !id.is_empty() => id.clone(),
+    // An object is read straight into the four fields, without building a map of every key.
+    // Anything else (or an object serde refuses as a struct, such as one with a repeated key)
+    // takes the general path, which also words the error.
+    let is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let answer = match is_object.then(|| serde_json::from_slice::<BackendAnswer>(body)) {
+        Some(Ok(answer)) => answer,
+        _ => {
+            let mut map = json_object(parts, body)?;
+            let mut take = |key: &str| map.remove(key).filter(|v| !v.is_null());
+            BackendAnswer {
+                session_id: take("session_id"),
+                client_secret: take("client_secret"),
+                expires_at: take("expires_at"),
+                model: take("model"),
+            }
+        }
+    };
+    let session_id = match answer.session_id.or(answer.client_secret) {
+        Some(Value::String(id)) if !id.is_empty() => id,
         _ => {
             return Err(Error::new(
                 ErrorCode::SessionError,
@@ -278,11 +309,11 @@ fn session_from(parts: &http::response::Parts, body: &[u8]) -> Result<UpstreamSe
         }
     };
     let mut session = UpstreamSession::backend(session_id);
-    if let Some(expires_at) = map.get("expires_at").filter(|v| !v.is_null()) {
-        session = session.with_expires_at(expires_at.clone());
+    if let Some(expires_at) = answer.expires_at {
+        session = session.with_expires_at(expires_at);
     }
-    if let Some(Value::String(model)) = map.get("model") {
-        session = session.with_model(model.clone());
+    if let Some(Value::String(model)) = answer.model {
+        session = session.with_model(model);
     }
     session.request_id = parts.headers.get("x-request-id").cloned();
     Ok(session)
@@ -291,6 +322,48 @@ fn session_from(parts: &http::response::Parts, body: &[u8]) -> Result<UpstreamSe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn answer(body: &str) -> Result<UpstreamSession, Error> {
+        let (parts, ()) = Response::builder()
+            .header(CONTENT_TYPE, "application/json")
+            .body(())
+            .unwrap()
+            .into_parts();
+        session_from(&parts, body.as_bytes())
+    }
+
+    #[test]
+    fn backend_answers_are_read_by_field_whatever_else_they_hold() {
+        let s = answer(r#" {"extra": {"deep": [1, {"x": null}]}, "session_id": "s1", "expires_at": 1700000000, "model": "m"}"#).unwrap();
+        assert_eq!(s.session_id, "s1");
+        assert_eq!(s.expires_at, Some(serde_json::json!(1700000000)));
+        assert_eq!(s.model.as_deref(), Some("m"));
+        // `client_secret` stands in for `session_id`; null fields are absent.
+        let s = answer(r#"{"client_secret": "c1", "expires_at": null, "model": null}"#).unwrap();
+        assert_eq!(
+            (s.session_id.as_str(), s.expires_at, s.model),
+            ("c1", None, None)
+        );
+        // A repeated key: the last one counts, as in any JSON object reader.
+        assert_eq!(
+            answer(r#"{"session_id": "a", "session_id": "b"}"#)
+                .unwrap()
+                .session_id,
+            "b"
+        );
+        // Not an object, or no usable id: SESSION_ERROR saying which.
+        for (body, says) in [
+            (r#"["s1", null]"#, "not a JSON object"),
+            ("not json", "not a JSON object"),
+            (r#"{"session_id": 5}"#, "no session_id"),
+            (r#"{"session_id": ""}"#, "no session_id"),
+            (r#"{}"#, "no session_id"),
+        ] {
+            let err = answer(body).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::SessionError, "{body}");
+            assert!(err.details().contains(says), "{body}: {}", err.details());
+        }
+    }
 
     #[test]
     fn urls_are_joined_and_checked() {

@@ -25,6 +25,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -50,7 +51,9 @@ pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(15);
 /// A pooled HTTP/1.1 + HTTP/2 client over rustls; cheap to clone (clones share the pool).
 #[derive(Clone)]
 pub struct HttpClient {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// Shared: hyper-util's client is a dozen fields to clone, and layers such as retry clone
+    /// their inner service for every request.
+    client: Arc<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>,
     response_timeout: Option<Duration>,
 }
 
@@ -138,7 +141,7 @@ impl HttpClientBuilder {
             .pool_idle_timeout(self.pool_idle_timeout)
             .build(connector);
         HttpClient {
-            client,
+            client: Arc::new(client),
             response_timeout: self.response_timeout,
         }
     }

@@ -9,6 +9,12 @@
 //! ```
 //!
 //! Prints one table: req/s at concurrency 1 and 64, p50/p99 latency, CPU per request, RSS.
+//!
+//! A third peer, `kit services, forwarder's scope`, serves the kit's own services with exactly
+//! the forwarder's scope and plumbing (the same minimal hyper server; `AuthLayer` →
+//! `SessionService` → `CustomBackend` → `HttpClient`; no CORS, no retry, the backend's session
+//! id handed out unsealed): the difference between it and the full stack is what CORS, retry,
+//! sealing and `App`'s serving cost.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -96,6 +102,33 @@ async fn run_role(role: &str, upstream: Option<String>) {
             let app = chatkit_tower::App::from_config(&config).unwrap();
             println!("READY {addr}");
             app.serve(listener, std::future::pending()).await.unwrap();
+        }
+        "services" => {
+            // The kit's own services with the forwarder's scope and plumbing: the same minimal
+            // hyper server, no CORS, no retry, the backend's session id handed out unsealed.
+            use chatkit_tower::auth::{AuthLayer, StaticTokens};
+            use chatkit_tower::client::HttpClient;
+            use chatkit_tower::session::{CustomBackend, SessionService};
+            use tower::{Layer, ServiceExt};
+            let upstream = upstream.expect("upstream address");
+            let backend = CustomBackend::builder(format!("http://{upstream}"), "bench-backend-key")
+                .build_with_client(HttpClient::builder().no_response_timeout().build())
+                .unwrap();
+            let session = SessionService::builder(backend)
+                .passthrough()
+                .build()
+                .unwrap();
+            let service =
+                AuthLayer::new(StaticTokens::parse("test-token=demo-user").unwrap()).layer(session);
+            println!("READY {addr}");
+            serve(listener, move |req: Request<Incoming>| {
+                let service = service.clone();
+                async move {
+                    let Ok(res) = service.oneshot(req.map(chatkit_tower::Body::new)).await;
+                    Ok::<_, Infallible>(res)
+                }
+            })
+            .await;
         }
         other => panic!("unknown role {other}"),
     }
@@ -257,6 +290,7 @@ fn orchestrate(quick: bool) {
     let (mut upstream, up_addr) = spawn("upstream", None);
     let (kit, kit_addr) = spawn("kit", Some(up_addr));
     let (fwd, fwd_addr) = spawn("forwarder", Some(up_addr));
+    let (services, services_addr) = spawn("services", Some(up_addr));
     let mut peers = [
         Peer {
             name: "kit (full stack)",
@@ -267,6 +301,11 @@ fn orchestrate(quick: bool) {
             name: "hyper forwarder",
             child: fwd,
             addr: fwd_addr,
+        },
+        Peer {
+            name: "kit services, forwarder's scope",
+            child: services,
+            addr: services_addr,
         },
     ];
     std::thread::sleep(Duration::from_millis(200));
@@ -289,12 +328,10 @@ fn orchestrate(quick: bool) {
             load(p.addr, p.child.id(), 8, 800).await;
         }
         for round in 0..rounds {
-            // Alternate which peer goes first.
-            let order: Vec<usize> = if round % 2 == 0 {
-                vec![0, 1]
-            } else {
-                vec![1, 0]
-            };
+            // Rotate which peer goes first.
+            let order: Vec<usize> = (0..peers.len())
+                .map(|k| (k + round) % peers.len())
+                .collect();
             for &i in &order {
                 for (c, n) in [(1usize, n1), (64usize, n64)] {
                     let s = load(peers[i].addr, peers[i].child.id(), c, n).await;
@@ -332,16 +369,18 @@ fn orchestrate(quick: bool) {
             table.insert((i, c), (rps, cpu_us, percentile(&s.latencies, 0.99)));
         }
     }
-    println!("\nratios, kit / forwarder:");
-    for c in [1usize, 64] {
-        let (kr, kc, kp) = table[&(0, c)];
-        let (fr, fc, fp) = table[&(1, c)];
-        println!(
-            "  c={c:<3} req/s {:.2}×   CPU/req {:.2}×   p99 {:.2}×",
-            kr / fr,
-            kc / fc,
-            kp.as_secs_f64() / fp.as_secs_f64()
-        );
+    for (i, what) in [(0, "kit"), (2, "kit services")] {
+        println!("\nratios, {what} / forwarder:");
+        for c in [1usize, 64] {
+            let (kr, kc, kp) = table[&(i, c)];
+            let (fr, fc, fp) = table[&(1, c)];
+            println!(
+                "  c={c:<3} req/s {:.2}×   CPU/req {:.2}×   p99 {:.2}×",
+                kr / fr,
+                kc / fc,
+                kp.as_secs_f64() / fp.as_secs_f64()
+            );
+        }
     }
     println!("  idle RSS: kit {} KiB, forwarder {} KiB", idle[0], idle[1]);
 

@@ -229,8 +229,9 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for PerConnection {
         // Calls come one at a time from the connection's task, so the lock is never contended;
         // a panic elsewhere cannot leave the app half-changed (calling it only starts a future).
         let mut app = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        // Every route is ready at once (see `Routes::poll_ready`), so this never waits; were one
-        // not ready, a clone of the app waits for it, off this connection's other requests.
+        // The app is ready at once (its router readies each route as it routes to it), so this
+        // never waits; were it not, a clone of the app waits, off this connection's other
+        // requests.
         let mut cx = Context::from_waker(std::task::Waker::noop());
         match Service::<Request<hyper::body::Incoming>>::poll_ready(&mut *app, &mut cx) {
             Poll::Ready(Ok(())) => app.call(req),
@@ -287,18 +288,9 @@ impl Service<Request<Body>> for Routes {
     type Error = Infallible;
     type Future = ResponseFuture;
 
-    /// Every route is one of the kit's always-ready services: this is ready at once.
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        for route in [
-            &mut self.session,
-            &mut self.issuer,
-            &mut self.stream,
-            &mut self.ws,
-            &mut self.chatkit,
-            &mut self.uploads,
-        ] {
-            std::task::ready!(route.poll_ready(cx))?;
-        }
+    /// Ready at once: a route is readied when a request is routed to it (see `call`), so a
+    /// request does not wait on (or poll) the routes it does not use.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
@@ -366,7 +358,15 @@ impl Service<Request<Body>> for Routes {
                 return ResponseFuture::ready(res);
             }
         };
-        ResponseFuture::from_infallible(route.call(req))
+        // Every route is one of the kit's services, ready at once; were one not, a clone of it
+        // waits for readiness inside the response future.
+        match route.poll_ready(&mut Context::from_waker(std::task::Waker::noop())) {
+            Poll::Ready(Ok(())) => ResponseFuture::from_infallible(route.call(req)),
+            Poll::Pending => ResponseFuture::from_infallible(Box::pin(tower::ServiceExt::oneshot(
+                route.clone(),
+                req,
+            ))),
+        }
     }
 }
 

@@ -243,16 +243,25 @@ impl<S> Inner<S> {
             metadata: req.metadata.as_ref(),
         })
         .map_err(|e| Error::internal("the session request could not be encoded").with_source(e))?;
-        let query: String = form_urlencoded::Serializer::new(String::new())
+        let mut uri = String::with_capacity(self.endpoint.len() + 9 + req.user.id().len());
+        uri.push_str(&self.endpoint);
+        uri.push('?');
+        let uri = form_urlencoded::Serializer::for_suffix(uri, self.endpoint.len() + 1)
             .append_pair("user_id", req.user.id())
             .finish();
-        Request::post(format!("{}?{query}", self.endpoint))
-            .header(AUTHORIZATION, self.authorization.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .header(ACCEPT, "application/json")
-            .header(USER_AGENT, USER_AGENT_VALUE)
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| Error::internal("the session request could not be built").with_source(e))
+        let uri = http::Uri::try_from(uri).map_err(|e| {
+            Error::internal("the session request could not be built").with_source(e)
+        })?;
+        let mut request = Request::new(Full::new(Bytes::from(body)));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = uri;
+        let headers = request.headers_mut();
+        headers.reserve(4);
+        headers.insert(AUTHORIZATION, self.authorization.clone());
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        Ok(request)
     }
 }
 

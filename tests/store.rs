@@ -928,6 +928,72 @@ async fn two_sqlite_instances_open_one_new_file_at_once() {
     }
 }
 
+/// Calls dropped half-way (a client gone mid-request drops the service's futures) close the
+/// connection they held rather than hand it on; the store keeps answering, never opens more than
+/// its connections, and loses nothing that a finished call saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_calls_dropped_half_way_leave_the_store_whole() {
+    let dir = TempDir::new("dropped");
+    let store = Arc::new(
+        within(
+            SqliteStore::builder(dir.file("chatkit.db"))
+                .max_connections(3)
+                .open(),
+        )
+        .await
+        .unwrap(),
+    );
+    let alice = RequestContext::new("alice");
+    ok(store.save_thread(&thread("thr_1", at(0, 0)), &alice)).await;
+
+    let connections = |store: &SqliteStore| -> u32 {
+        let shown = format!("{store:?}");
+        let n = shown.split("connections: ").nth(1).unwrap();
+        n.trim_end_matches(|c: char| !c.is_ascii_digit())
+            .parse()
+            .unwrap()
+    };
+    let mut saved = Vec::new();
+    for round in 0..20u32 {
+        // Writers and readers at once; some are dropped after a moment, some finish.
+        let mut calls = Vec::new();
+        for n in 0..8u32 {
+            let (store, alice) = (store.clone(), alice.clone());
+            let id = format!("msg_{round}_{n}");
+            calls.push((
+                id.clone(),
+                tokio::spawn(async move {
+                    let item = item(&id, "thr_1", at(1, i64::from(round * 8 + n)), "hello");
+                    store.add_thread_item("thr_1", &item, &alice).await.unwrap();
+                    store.load_thread("thr_1", &alice).await.unwrap();
+                }),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_micros(u64::from(round) * 50)).await;
+        for (id, call) in calls {
+            if id.ends_with(['1', '4', '6']) {
+                call.abort();
+            }
+            if within(call).await.is_ok() {
+                saved.push(id);
+            }
+        }
+        assert!(connections(&store) <= 3, "{store:?}");
+    }
+    println!("{} of 160 calls finished", saved.len());
+    assert!(saved.len() < 160, "no call was dropped");
+    // Every call that finished is there, and the store still reads and writes.
+    let page =
+        ok(store.load_thread_items("thr_1", PageQuery::first(1000, Order::Asc), &alice)).await;
+    let ids: Vec<String> = page.data.iter().map(|i| i.id().to_owned()).collect();
+    for id in &saved {
+        assert!(ids.contains(id), "{id} was saved but is missing");
+    }
+    ok(store.save_thread(&thread("thr_2", at(2, 0)), &alice)).await;
+    assert_eq!(ok(store.load_thread("thr_2", &alice)).await.id, "thr_2");
+    assert!(connections(&store) <= 3, "{store:?}");
+}
+
 /// Another process holding SQLite's write lock: a write waits out the store's timeout and fails
 /// as `Unavailable` (503), reads go on meanwhile (WAL), and once the lock is gone the store
 /// writes again without being reopened.

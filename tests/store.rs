@@ -1032,11 +1032,12 @@ async fn a_locked_sqlite_file_is_unavailable_then_recovers() {
             took < timeout * 5,
             "took {took:?} for a {timeout:?} timeout"
         );
-        // Reads do not wait for the writer.
+        // Reads do not wait for the writer, and neither does the readiness check.
         assert_eq!(
             ok(store.load_thread("thr_before", &alice)).await.id,
             "thr_before"
         );
+        ok(store.ready()).await;
     }
 
     within(other.execute("ROLLBACK")).await.unwrap();

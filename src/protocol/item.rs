@@ -560,6 +560,33 @@ impl ThreadItem {
             .and_then(|t| Timestamp::deserialize(t).ok()))
     }
 
+    /// The item's `"type"` on the wire (`""` for an unknown item without one).
+    ///
+    /// ```
+    /// use chatkit_tower::protocol::ThreadItem;
+    ///
+    /// let item: ThreadItem = serde_json::from_str(
+    ///     r#"{"id":"msg_1","thread_id":"thr_1","created_at":"2025-01-01T00:00:00","type":"end_of_turn"}"#,
+    /// ).unwrap();
+    /// assert_eq!(item.item_type(), "end_of_turn");
+    /// ```
+    pub fn item_type(&self) -> &str {
+        match self {
+            Self::UserMessage(_) => UserMessageItem::TYPE,
+            Self::AssistantMessage(_) => AssistantMessageItem::TYPE,
+            Self::ClientToolCall(_) => ClientToolCallItem::TYPE,
+            Self::Widget(_) => WidgetItem::TYPE,
+            Self::GeneratedImage(_) => GeneratedImageItem::TYPE,
+            Self::StructuredInput(_) => StructuredInputItem::TYPE,
+            Self::Workflow(_) => WorkflowItem::TYPE,
+            Self::Task(_) => TaskItem::TYPE,
+            Self::HiddenContext(_) => HiddenContextItem::TYPE,
+            Self::SdkHiddenContext(_) => SdkHiddenContextItem::TYPE,
+            Self::EndOfTurn(_) => EndOfTurnItem::TYPE,
+            Self::Unknown(v) => v.get("type").and_then(Value::as_str).unwrap_or(""),
+        }
+    }
+
     /// Whether the item is hidden context, stored but never sent to the client.
     pub fn is_hidden(&self) -> bool {
         matches!(self, Self::HiddenContext(_) | Self::SdkHiddenContext(_))

@@ -347,16 +347,6 @@ fn item_time(item: &ThreadItem) -> i64 {
     item.created_at().map_or(i64::MIN, |t| t.unix_micros())
 }
 
-/// The `"type"` of a serialized item.
-fn item_type(body: &str) -> Result<String, StoreError> {
-    #[derive(Deserialize)]
-    struct Kind {
-        #[serde(rename = "type", default)]
-        kind: String,
-    }
-    Ok(from_json::<Kind>("item", body)?.kind)
-}
-
 /// The key the first page starts after.
 fn start(order: Order) -> (i64, i64) {
     match order {
@@ -605,13 +595,13 @@ impl Store for SqlStore {
             }
             refuse_nul("item id", item.id())?;
             let body = to_json(item)?;
-            let kind = item_type(&body)?;
+            let kind = item.item_type();
             let done = on_pool!(&self.pool, Access::Write, |p| sqlx::query(sql::SAVE_ITEM)
                 .bind(thread_id)
                 .bind(ctx.user_id())
                 .bind(item.id())
                 .bind(item_time(item))
-                .bind(&kind)
+                .bind(kind)
                 .bind(&body)
                 .execute(p)
                 .await

@@ -387,12 +387,12 @@ async fn nobody_reads_lists_or_changes_another_users_thread() {
     assert_eq!(bobs["data"], json!([]));
     // Alice's thread is untouched.
     let alice = RequestContext::new("alice");
-    let thread = store.load_thread(thread_id, &alice).await.unwrap();
+    let thread = within(store.load_thread(thread_id, &alice)).await.unwrap();
     assert_eq!(thread.title.as_deref(), Some("secret plans"));
-    let items = store
-        .load_thread_items(thread_id, PageQuery::first(10, Order::Asc), &alice)
-        .await
-        .unwrap();
+    let items =
+        within(store.load_thread_items(thread_id, PageQuery::first(10, Order::Asc), &alice))
+            .await
+            .unwrap();
     assert_eq!(items.data.len(), 2);
     // Bob cannot even use Alice's thread id as a cursor.
     call(
@@ -586,7 +586,7 @@ async fn client_tool_output_and_structured_input_continue_the_answer() {
         json!({"values": [], "skipped": true})
     );
     assert!(
-        matches!(store.load_item(&thread_id, "si_1", &alice).await.unwrap(),
+        matches!(within(store.load_item(&thread_id, "si_1", &alice)).await.unwrap(),
         ThreadItem::StructuredInput(ref s) if s.status == StructuredInputStatus::Answered)
     );
     call(&server, ALICE, submit)

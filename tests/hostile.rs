@@ -185,7 +185,7 @@ async fn oversized_headers_are_refused_and_the_server_keeps_serving() {
     let mut tcp = common::within(TcpStream::connect(addr)).await.unwrap();
     let huge = "a".repeat(512 * 1024);
     let head = format!("GET /healthz HTTP/1.1\r\nhost: x\r\nx-huge: {huge}\r\n\r\n");
-    let _ = tcp.write_all(head.as_bytes()).await;
+    let _ = common::within(tcp.write_all(head.as_bytes())).await;
     let answer = read_until_closed(&mut tcp)
         .await
         .expect("the connection was not closed");
@@ -222,10 +222,10 @@ async fn slow_loris_headers_and_idle_connections_are_cut_off() {
 async fn a_dribbled_body_is_answered_408() {
     let addr = hardened_app().await;
     let mut tcp = common::within(TcpStream::connect(addr)).await.unwrap();
-    tcp.write_all(
+    common::within(tcp.write_all(
         b"POST /api/custom/session HTTP/1.1\r\nhost: x\r\nauthorization: Bearer test-token\r\n\
           content-length: 1000\r\n\r\n{",
-    )
+    ))
     .await
     .unwrap();
     // One byte a second: the body would take a quarter of an hour.

@@ -451,6 +451,26 @@ impl Inner {
         Ok(item)
     }
 
+    /// The user's message saved and announced (`thread.item.done` in `prelude`), and the
+    /// assistant's answer to it, ready to start.
+    async fn user_turn(
+        &self,
+        input: UserMessageInput,
+        attachments: Vec<Attachment>,
+        thread: &ThreadMetadata,
+        ctx: &RequestContext,
+        prelude: &mut Vec<ThreadStreamEvent>,
+    ) -> Result<StartAnswer, Error> {
+        let message = self.user_message(input, attachments, thread, ctx).await?;
+        prelude.push(ThreadStreamEvent::ItemDone {
+            item: self.save_user_message(&message, ctx).await?,
+        });
+        let (assistant, ctx) = (self.assistant.clone(), ctx.clone());
+        Ok(Box::new(move |handle| {
+            assistant.respond(handle, Some(message), ctx)
+        }))
+    }
+
     /// A streamed answer. Everything that can fail with a status (a missing thread, a bad item)
     /// is checked before the stream starts.
     async fn stream(
@@ -478,34 +498,22 @@ impl Inner {
                 prelude.push(ThreadStreamEvent::ThreadCreated {
                     thread: Thread::response(&created, Page::default()),
                 });
-                let message = self
-                    .user_message(params.input, attachments, &created, &ctx)
-                    .await?;
-                prelude.push(ThreadStreamEvent::ItemDone {
-                    item: self.save_user_message(&message, &ctx).await?,
-                });
-                let (assistant, ctx) = (self.assistant.clone(), ctx.clone());
+                source = Some(
+                    self.user_turn(params.input, attachments, &created, &ctx, &mut prelude)
+                        .await?,
+                );
                 thread = created;
-                source = Some(Box::new(move |handle| {
-                    assistant.respond(handle, Some(message), ctx)
-                }));
             }
             ChatKitRequest::ThreadsAddUserMessage { params, .. } => {
                 let loaded = store.load_thread(&params.thread_id, &ctx).await?;
                 let attachments = self
                     .load_attachments(&params.input.attachments, &ctx)
                     .await?;
-                let message = self
-                    .user_message(params.input, attachments, &loaded, &ctx)
-                    .await?;
-                prelude.push(ThreadStreamEvent::ItemDone {
-                    item: self.save_user_message(&message, &ctx).await?,
-                });
-                let (assistant, ctx) = (self.assistant.clone(), ctx.clone());
+                source = Some(
+                    self.user_turn(params.input, attachments, &loaded, &ctx, &mut prelude)
+                        .await?,
+                );
                 thread = loaded;
-                source = Some(Box::new(move |handle| {
-                    assistant.respond(handle, Some(message), ctx)
-                }));
             }
             ChatKitRequest::ThreadsAddClientToolOutput { params, .. } => {
                 let loaded = store.load_thread(&params.thread_id, &ctx).await?;

@@ -138,6 +138,25 @@ impl Backend {
     }
 
     /// The next request, with the sender of its answer's body.
+    /// Keep `call`'s answer talking until sending fails (nobody reads it any more), then wait
+    /// for its connection to close. Both under the test timeout.
+    async fn closes_while_talking(&mut self, call: &Call) {
+        within(async {
+            while call
+                .tx
+                .send(Ok(Frame::data(Bytes::from_static(b": tick\n\n"))))
+                .await
+                .is_ok()
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        within(self.closed.recv())
+            .await
+            .expect("the backend connection should close");
+    }
+
     async fn call(&mut self) -> Call {
         within(self.calls.recv())
             .await
@@ -506,21 +525,8 @@ async fn dropping_the_client_closes_the_backend_connection() {
     drop(reader);
 
     // The backend keeps talking; soon nobody listens: its answer body is dropped (sending
-    // fails) and its connection closes. Every await is under a timeout.
-    within(async {
-        while call
-            .tx
-            .send(Ok(Frame::data(Bytes::from_static(b": tick\n\n"))))
-            .await
-            .is_ok()
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    within(backend.closed.recv())
-        .await
-        .expect("the backend connection should close");
+    // fails) and its connection closes.
+    backend.closes_while_talking(&call).await;
 }
 
 #[tokio::test]
@@ -560,20 +566,7 @@ async fn a_pooled_http_client_streams_too_and_a_disconnect_still_closes_the_back
         reader.expect(&event).await;
     }
     drop(reader);
-    within(async {
-        while call
-            .tx
-            .send(Ok(Frame::data(Bytes::from_static(b": tick\n\n"))))
-            .await
-            .is_ok()
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    within(backend.closed.recv())
-        .await
-        .expect("the backend connection should close");
+    backend.closes_while_talking(&call).await;
 }
 
 // ---------------------------------------------------------------------------------------------

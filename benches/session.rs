@@ -39,16 +39,7 @@ use hyper_util::rt::TokioExecutor;
 const SECRET: &str = "bench-session-secret-0123456789abcdef";
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--role") {
-        let role = args[i + 1].clone();
-        let upstream = args.get(i + 2).cloned();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(run_role(&role, upstream));
+    if common::run_as_role(|role, upstream| async move { run_role(&role, upstream).await }) {
         return;
     }
     // `cargo bench` passes `--bench`; any other argument is ignored.

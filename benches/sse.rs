@@ -60,16 +60,7 @@ const BACKEND_KEY: &str = "bench-backend-key";
 const EVENTS: usize = 10_000;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--role") {
-        let role = args[i + 1].clone();
-        let upstream = args.get(i + 2).cloned();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(run_role(&role, upstream));
+    if common::run_as_role(|role, upstream| async move { run_role(&role, upstream).await }) {
         return;
     }
     // `cargo bench` passes `--bench`; any other argument is ignored.

@@ -1,5 +1,5 @@
-//! Plumbing the benchmarks share: a minimal hyper HTTP/1.1 server, the shape every
-//! hand-written peer and test upstream uses.
+//! Plumbing the benchmarks share: running as one of the peer processes a benchmark spawns, and
+//! a minimal hyper HTTP/1.1 server, the shape every hand-written peer and test upstream uses.
 
 use std::convert::Infallible;
 
@@ -7,6 +7,28 @@ use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+
+/// Started as `--role NAME [UPSTREAM]` (a peer process the benchmark spawned): run `role(NAME,
+/// UPSTREAM)` on its own 2-worker runtime, and say so; otherwise `false`.
+pub fn run_as_role<F, Fut>(role: F) -> bool
+where
+    F: FnOnce(String, Option<String>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let args: Vec<String> = std::env::args().collect();
+    let Some(i) = args.iter().position(|a| a == "--role") else {
+        return false;
+    };
+    let name = args.get(i + 1).cloned().expect("--role needs a name");
+    let upstream = args.get(i + 2).cloned();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(role(name, upstream));
+    true
+}
 
 /// Serve `f` on every connection `listener` accepts (HTTP/1.1, `TCP_NODELAY`), forever.
 pub async fn serve<F, Fut, B>(listener: tokio::net::TcpListener, f: F)

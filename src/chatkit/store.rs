@@ -341,8 +341,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<'a, ()>;
 
     /// Whether the store can answer now, for a readiness probe (`GET /readyz` in
-    /// [`App`](crate::App)): the SQL stores run a trivial query under their timeout. The default
-    /// (a store in this process) is always ready.
+    /// [`App`](crate::App)): the SQL stores run a trivial query under their timeout, and fail
+    /// [`Unavailable`](StoreErrorKind::Unavailable) when the database is away. The default (a
+    /// store in this process) is always ready; a store of your own over a network should say
+    /// otherwise.
+    ///
+    /// ```
+    /// use chatkit_tower::chatkit::{InMemoryStore, Store};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// assert!(InMemoryStore::new().ready().await.is_ok());
+    /// # });
+    /// ```
     fn ready(&self) -> StoreFuture<'_, ()> {
         Box::pin(std::future::ready(Ok(())))
     }

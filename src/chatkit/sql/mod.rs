@@ -301,6 +301,21 @@ impl StoreUrl {
     /// [`open`](Self::open) with each store call bounded by `timeout` instead of
     /// [`DEFAULT_TIMEOUT`](Self::DEFAULT_TIMEOUT) (`CHATKIT_STORE_TIMEOUT_MS`). The memory store
     /// needs none.
+    ///
+    /// ```
+    /// use chatkit_tower::chatkit::StoreUrl;
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// # let dir = std::env::temp_dir().join(format!("chatkit-doc-timeout-{}", std::process::id()));
+    /// let url: StoreUrl = format!("sqlite://{}", dir.join("chatkit.db").display()).parse().unwrap();
+    /// let store = url.open_with_timeout(Duration::from_secs(2)).await.unwrap();
+    /// // What `GET /readyz` asks: a trivial query, answered within those 2 s or Unavailable.
+    /// store.ready().await.unwrap();
+    /// # drop(store);
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// # });
+    /// ```
     pub async fn open_with_timeout(
         &self,
         timeout: std::time::Duration,

@@ -203,13 +203,62 @@ fn spawn(role: &str, upstream: Option<SocketAddr>) -> (Child, SocketAddr) {
     (child, addr)
 }
 
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
+/// What a process has used so far: CPU seconds in user space and in the kernel, context
+/// switches (all its threads; most are preemptions while the load generator runs beside it)
+/// and minor page faults.
+#[derive(Default, Clone, Copy)]
+struct Usage {
+    user: f64,
+    system: f64,
+    switches: f64,
+    faults: f64,
+}
+
+impl Usage {
+    fn of(pid: u32) -> Usage {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<f64> = after
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0.0))
+            .collect();
+        let mut switches = 0.0;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+            let status = std::fs::read_to_string(task.unwrap().path().join("status"));
+            for line in status.iter().flat_map(|s| s.lines()) {
+                if line.contains("ctxt_switches:") {
+                    switches += line
+                        .split_whitespace()
+                        .nth(1)
+                        .unwrap()
+                        .parse::<f64>()
+                        .unwrap();
+                }
+            }
+        }
+        Usage {
+            user: fields[11] / 100.0,
+            system: fields[12] / 100.0,
+            switches,
+            faults: fields[7],
+        }
+    }
+
+    fn since(self, before: Usage) -> Usage {
+        Usage {
+            user: self.user - before.user,
+            system: self.system - before.system,
+            switches: self.switches - before.switches,
+            faults: self.faults - before.faults,
+        }
+    }
+
+    fn add(&mut self, other: Usage) {
+        self.user += other.user;
+        self.system += other.system;
+        self.switches += other.switches;
+        self.faults += other.faults;
+    }
 }
 
 /// (current RSS, peak RSS) in KiB.
@@ -230,7 +279,7 @@ fn rss_kib(pid: u32) -> (u64, u64) {
 struct Sample {
     requests: u64,
     seconds: f64,
-    cpu: f64,
+    usage: Usage,
     latencies: Vec<Duration>,
 }
 
@@ -239,7 +288,7 @@ async fn load(addr: SocketAddr, pid: u32, concurrency: usize, requests: usize) -
         .pool_max_idle_per_host(concurrency)
         .build(HttpConnector::new());
     let per_worker = requests / concurrency;
-    let cpu_before = cpu_seconds(pid);
+    let before = Usage::of(pid);
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
@@ -268,7 +317,7 @@ async fn load(addr: SocketAddr, pid: u32, concurrency: usize, requests: usize) -
     Sample {
         requests: latencies.len() as u64,
         seconds: started.elapsed().as_secs_f64(),
-        cpu: cpu_seconds(pid) - cpu_before,
+        usage: Usage::of(pid).since(before),
         latencies,
     }
 }
@@ -329,7 +378,7 @@ fn orchestrate(quick: bool) {
                     let e = results.entry((peers[i].name, c)).or_default();
                     e.requests += s.requests;
                     e.seconds += s.seconds;
-                    e.cpu += s.cpu;
+                    e.usage.add(s.usage);
                     e.latencies.extend(s.latencies);
                 }
             }
@@ -340,20 +389,28 @@ fn orchestrate(quick: bool) {
     println!(
         "\nsession endpoint, {rounds} interleaved rounds, loopback, 2 worker threads per server\n"
     );
-    println!("| peer | c | req/s | p50 | p99 | CPU µs/req | idle RSS | peak RSS |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| peer | c | req/s | p50 | p99 | CPU µs/req | of it in the kernel | context switches/req \
+         | page faults/req | idle RSS | peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut table = HashMap::new();
     for (i, p) in peers.iter().enumerate() {
         for c in [1usize, 64] {
             let s = results.get_mut(&(p.name, c)).unwrap();
             s.latencies.sort();
-            let rps = s.requests as f64 / s.seconds;
-            let cpu_us = s.cpu * 1e6 / s.requests as f64;
+            let n = s.requests as f64;
+            let rps = n / s.seconds;
+            let u = s.usage;
+            let cpu_us = (u.user + u.system) * 1e6 / n;
             println!(
-                "| {} | {c} | {rps:.0} | {:?} | {:?} | {cpu_us:.1} | {} KiB | {} KiB |",
+                "| {} | {c} | {rps:.0} | {:?} | {:?} | {cpu_us:.1} | {:.1} | {:.2} | {:.3} | {} KiB | {} KiB |",
                 p.name,
                 percentile(&s.latencies, 0.50),
                 percentile(&s.latencies, 0.99),
+                u.system * 1e6 / n,
+                u.switches / n,
+                u.faults / n,
                 idle[i],
                 peak[i],
             );

@@ -141,19 +141,35 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    let too_large = || {
-        Error::new(
-            ErrorCode::PayloadTooLarge,
-            format!("the request body is over the {limit}-byte limit"),
-        )
-    };
+    check_declared_length(headers, limit)?;
+    read_body(body, limit).await
+}
+
+/// A declared `Content-Length` over `limit` is `413 PAYLOAD_TOO_LARGE`, before reading anything.
+pub(crate) fn check_declared_length(headers: &http::HeaderMap, limit: usize) -> Result<(), Error> {
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
-        return Err(too_large());
+        return Err(too_large(limit));
     }
+    Ok(())
+}
+
+fn too_large(limit: usize) -> Error {
+    Error::new(
+        ErrorCode::PayloadTooLarge,
+        format!("the request body is over the {limit}-byte limit"),
+    )
+}
+
+/// The body part of [`read_limited`], for a caller that has checked the headers already.
+pub(crate) async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, Error>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     let body = Limited::new(body, limit);
     // An empty body is complete already: no deadline (and no timer) needed.
     if http_body::Body::is_end_stream(&body) {
@@ -172,7 +188,7 @@ where
         })?;
     match collected {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<LengthLimitError>() => Err(too_large()),
+        Err(err) if err.is::<LengthLimitError>() => Err(too_large(limit)),
         Err(err) => Err(Error::bad_request("the request body could not be read").with_source(err)),
     }
 }

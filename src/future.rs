@@ -28,8 +28,10 @@ impl ResponseFuture {
     where
         F: Future<Output = Result<Response<Body>, Error>> + Send + 'static,
     {
+        // A named future rather than an `async` block: a block would keep `handler` twice (as
+        // its capture and as the future it awaits), doubling the allocation.
         Self {
-            inner: Box::pin(async move { Ok(handler.await.unwrap_or_else(Error::into_response)) }),
+            inner: Box::pin(Answered { handler }),
         }
     }
 
@@ -44,6 +46,29 @@ impl ResponseFuture {
     pub(crate) fn ready(res: Response<Body>) -> Self {
         Self {
             inner: Box::pin(std::future::ready(Ok(res))),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A handler's result, its error turned into the JSON error response.
+    struct Answered<F> {
+        #[pin]
+        handler: F,
+    }
+}
+
+impl<F> Future for Answered<F>
+where
+    F: Future<Output = Result<Response<Body>, Error>>,
+{
+    type Output = Result<Response<Body>, Infallible>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().handler.poll(cx) {
+            Poll::Ready(result) => Poll::Ready(Ok(result.unwrap_or_else(Error::into_response))),
+            Poll::Pending => Poll::Pending,
         }
     }
 }

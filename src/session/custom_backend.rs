@@ -5,6 +5,7 @@ use std::time::Duration;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{Request, Response};
 use http_body_util::Full;
@@ -208,13 +209,15 @@ where
     }
 
     fn call(&mut self, req: SessionRequest) -> Self::Future {
+        let upstream_req = match self.inner.request(&req) {
+            Ok(upstream_req) => upstream_req,
+            Err(err) => return Box::pin(std::future::ready(Err(err))),
+        };
+        tracing::debug!(endpoint = %self.inner.endpoint, user = req.user.id(), "creating backend session");
         let inner = self.inner.clone();
-        Box::pin(async move {
-            let upstream_req = inner.request(&req)?;
-            tracing::debug!(endpoint = %inner.endpoint, user = req.user.id(), "creating backend session");
-            let result = async {
-                let (parts, body) =
-                    exchange(inner.client.clone(), upstream_req, inner.timeout).await?;
+        let exchange = exchange(inner.client.clone(), upstream_req, inner.timeout);
+        Box::pin(exchange.map(move |result| {
+            let result = result.and_then(|(parts, body)| {
                 if !parts.status.is_success() {
                     return Err(failure(
                         "the backend",
@@ -225,13 +228,12 @@ where
                     ));
                 }
                 session_from(&parts, &body)
-            }
-            .await;
+            });
             if let Err(err) = &result {
                 tracing::debug!(error = %err, "backend session failed");
             }
             result
-        })
+        }))
     }
 }
 

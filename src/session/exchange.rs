@@ -1,13 +1,19 @@
 //! The plumbing both HTTP session upstreams share: one bounded exchange with the upstream, and
 //! the mapping of a refusal to the kit's error.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{Request, Response, StatusCode};
+use http_body_util::combinators::Collect;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use pin_project_lite::pin_project;
 use serde_json::Value;
+use tower::util::Oneshot;
 use tower::ServiceExt;
 use tower_service::Service;
 
@@ -21,41 +27,113 @@ const MAX_QUOTE: usize = 200;
 const X_REQUEST_ID: &str = "x-request-id";
 
 /// Send `req` through `client` and read the answer whole, all within `timeout`.
-pub(crate) async fn exchange<S, B>(
+pub(crate) fn exchange<S, B>(
     client: S,
     req: Request<Full<Bytes>>,
     timeout: Duration,
-) -> Result<(http::response::Parts, Bytes), Error>
+) -> Exchange<S, B>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    Exchange {
+        state: State::Calling {
+            call: client.oneshot(req),
+        },
+        deadline: tokio::time::sleep(timeout),
+        timeout,
+    }
+}
+
+pin_project! {
+    /// The future of [`exchange`]: written out rather than an `async fn`, whose state would
+    /// keep the request twice (as its argument and inside the call it awaits) on the hot path
+    /// of every session.
+    pub(crate) struct Exchange<S, B>
+    where
+        S: Service<Request<Full<Bytes>>>,
+        B: http_body::Body,
+        B::Error: Into<BoxError>,
+    {
+        #[pin]
+        state: State<S, B>,
+        #[pin]
+        deadline: tokio::time::Sleep,
+        timeout: Duration,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, B>
+    where
+        S: Service<Request<Full<Bytes>>>,
+        B: http_body::Body,
+        B::Error: Into<BoxError>,
+    {
+        Calling { #[pin] call: Oneshot<S, Request<Full<Bytes>>> },
+        Reading { parts: Option<http::response::Parts>, #[pin] body: Collect<Limited<B>> },
+    }
+}
+
+impl<S, B> Future for Exchange<S, B>
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>>,
     S::Error: Into<BoxError>,
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    let call = async {
-        let res = client
-            .oneshot(req)
-            .await
-            .map_err(|e| Error::from_boxed(e.into(), ErrorCode::BackendUnreachable))?;
-        let (parts, body) = res.into_parts();
-        match Limited::new(body, MAX_ANSWER).collect().await {
-            Ok(body) => Ok((parts, body.to_bytes())),
-            Err(err) if err.is::<LengthLimitError>() => Err(Error::new(
-                ErrorCode::SessionError,
-                format!("the upstream's answer is over {MAX_ANSWER} bytes"),
-            )),
-            Err(err) => Err(Error::from_boxed(err, ErrorCode::BackendUnreachable)),
+    type Output = Result<(http::response::Parts, Bytes), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Calling { call } => match call.poll(cx) {
+                    Poll::Ready(Ok(res)) => {
+                        let (parts, body) = res.into_parts();
+                        this.state.set(State::Reading {
+                            parts: Some(parts),
+                            body: Limited::new(body, MAX_ANSWER).collect(),
+                        });
+                    }
+                    Poll::Ready(Err(e)) => {
+                        return Poll::Ready(Err(Error::from_boxed(
+                            e.into(),
+                            ErrorCode::BackendUnreachable,
+                        )))
+                    }
+                    Poll::Pending => break,
+                },
+                StateProj::Reading { parts, body } => match body.poll(cx) {
+                    Poll::Ready(result) => {
+                        let parts = parts
+                            .take()
+                            .expect("an exchange is not polled after it ends");
+                        return Poll::Ready(match result {
+                            Ok(body) => Ok((parts, body.to_bytes())),
+                            Err(err) if err.is::<LengthLimitError>() => Err(Error::new(
+                                ErrorCode::SessionError,
+                                format!("the upstream's answer is over {MAX_ANSWER} bytes"),
+                            )),
+                            Err(err) => Err(Error::from_boxed(err, ErrorCode::BackendUnreachable)),
+                        });
+                    }
+                    Poll::Pending => break,
+                },
+            }
         }
-    };
-    match tokio::time::timeout(timeout, call).await {
-        Ok(result) => result,
-        Err(_) => Err(Error::new(
-            ErrorCode::BackendTimeout,
-            format!(
-                "the upstream did not answer within {} ms",
-                timeout.as_millis()
-            ),
-        )),
+        match this.deadline.poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Error::new(
+                ErrorCode::BackendTimeout,
+                format!(
+                    "the upstream did not answer within {} ms",
+                    this.timeout.as_millis()
+                ),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 

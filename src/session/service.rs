@@ -10,7 +10,7 @@ use tower_service::Service;
 
 use super::{SessionRequest, SessionUpstream};
 use crate::auth::Principal;
-use crate::body::{json_response, read_limited, Body};
+use crate::body::{check_declared_length, json_response, read_body, Body};
 use crate::error::{BoxError, ConfigError, Error, ErrorCode};
 use crate::future::ResponseFuture;
 use crate::token::{unix_now, SessionClaims, SessionKeys};
@@ -201,8 +201,12 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> ResponseFuture {
-        let inner = self.inner.clone();
-        ResponseFuture::new(async move { inner.handle(req).await })
+        // What can be decided from the head is decided here, so the future keeps only the
+        // body and the user (not the whole request) while it waits.
+        match self.inner.admit(req) {
+            Ok((user, body)) => ResponseFuture::new(Inner::handle(self.inner.clone(), user, body)),
+            Err(err) => ResponseFuture::ready(err.into_response()),
+        }
     }
 }
 
@@ -229,11 +233,8 @@ struct Answer {
 }
 
 impl Inner {
-    async fn handle<B>(&self, req: Request<B>) -> Result<Response<Body>, Error>
-    where
-        B: http_body::Body<Data = Bytes>,
-        B::Error: Into<BoxError>,
-    {
+    /// The request's head checked: POST, authenticated, no declared body over the limit.
+    fn admit<B>(&self, req: Request<B>) -> Result<(Principal, B), Error> {
         if req.method() != Method::POST {
             return Err(Error::method_not_allowed(&[Method::POST]));
         }
@@ -245,8 +246,16 @@ impl Inner {
                 "the session endpoint has no authentication configured",
             ));
         };
-        let (parts, body) = req.into_parts();
-        let bytes = read_limited(&parts.headers, body, self.body_limit).await?;
+        check_declared_length(req.headers(), self.body_limit)?;
+        Ok((user, req.into_body()))
+    }
+
+    async fn handle<B>(self: Arc<Self>, user: Principal, body: B) -> Result<Response<Body>, Error>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        let bytes = read_body(body, self.body_limit).await?;
         let client = parse_client_body(&bytes)?;
 
         let model = match client.model {

@@ -1,11 +1,16 @@
 //! The CORS preset for ChatKit, and [`AllowedOrigins`], the one origin list the kit checks.
 //!
-//! [`CorsPreset`] builds a [`tower_http::cors::CorsLayer`] that allows the headers ChatKit's
-//! front end sends (`authorization`, `content-type`, `x-auth-token`, `chatkit-frame-instance-id`,
-//! `accept-language`), exposes `x-request-id`, and caches preflights. Unlike `CorsLayer` itself,
-//! which panics when the layer is applied to a wildcard origin combined with credentials
-//! (tower-http#272), [`CorsPreset::build`] returns a [`ConfigError`] for every setting browsers
-//! would refuse.
+//! [`CorsPreset`] builds a [`CorsLayer`] that allows the headers ChatKit's front end sends
+//! (`authorization`, `content-type`, `x-auth-token`, `chatkit-frame-instance-id`,
+//! `accept-language`), exposes `x-request-id`, and caches preflights. Unlike tower-http's
+//! `CorsLayer`, which panics when the layer is applied to a wildcard origin combined with
+//! credentials (tower-http#272), [`CorsPreset::build`] returns a [`ConfigError`] for every
+//! setting browsers would refuse.
+//!
+//! Preflights (`OPTIONS`) are answered by [`tower_http::cors::Cors`]. Every other request gets
+//! the same headers tower-http would add, but from values computed once when the layer is
+//! built: tower-http builds and merges a header map for each request, which on a short request
+//! such as creating a session costs as much as the rest of the layer stack.
 //!
 //! Put the CORS layer **outermost**: preflight requests are answered by it and never reach the
 //! authentication layer, which would otherwise refuse them for lack of a credential.
@@ -24,12 +29,22 @@
 //! ```
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::header::{HeaderName, HeaderValue, ACCEPT, ACCEPT_LANGUAGE, AUTHORIZATION, CONTENT_TYPE};
-use http::Method;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use http::header::{
+    HeaderName, HeaderValue, ACCEPT, ACCEPT_LANGUAGE, ACCESS_CONTROL_ALLOW_CREDENTIALS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_REQUEST_HEADERS,
+    ACCESS_CONTROL_REQUEST_METHOD, AUTHORIZATION, CONTENT_TYPE, ORIGIN, VARY,
+};
+use http::{Method, Request, Response};
+use pin_project_lite::pin_project;
+use tower_http::cors::AllowOrigin;
+use tower_layer::Layer;
+use tower_service::Service;
 
 use crate::error::ConfigError;
 
@@ -260,6 +275,23 @@ impl CorsPreset {
 
     /// Build the layer, or say why the settings cannot work.
     pub fn build(self) -> Result<CorsLayer, ConfigError> {
+        let origins = self.origins.clone();
+        let credentials = self.credentials;
+        let preflight = self.build_tower_http()?;
+        Ok(CorsLayer {
+            preflight,
+            simple: Arc::new(SimpleHeaders {
+                origins,
+                credentials,
+                vary: HeaderValue::from_static(VARY_VALUE),
+                expose: HeaderValue::from_static(EXPOSE_VALUE),
+            }),
+        })
+    }
+
+    /// The same settings as a plain [`tower_http::cors::CorsLayer`], which builds its headers
+    /// for every request.
+    pub fn build_tower_http(self) -> Result<tower_http::cors::CorsLayer, ConfigError> {
         if self.credentials && self.origins.is_any() {
             return Err(ConfigError::new(
                 "CORS: a wildcard origin cannot be combined with credentials \
@@ -273,13 +305,185 @@ impl CorsPreset {
         }
         let mut headers = CHATKIT_REQUEST_HEADERS.to_vec();
         headers.extend(self.extra_headers);
-        Ok(CorsLayer::new()
+        Ok(tower_http::cors::CorsLayer::new()
             .allow_origin(self.origins.to_allow_origin())
             .allow_methods([Method::GET, Method::POST])
             .allow_headers(headers)
             .allow_credentials(self.credentials)
-            .expose_headers([HeaderName::from_static("x-request-id")])
+            .expose_headers([HeaderName::from_static(EXPOSE_VALUE)])
+            .vary([
+                ORIGIN,
+                ACCESS_CONTROL_REQUEST_METHOD,
+                ACCESS_CONTROL_REQUEST_HEADERS,
+            ])
             .max_age(self.max_age))
+    }
+}
+
+/// `Vary` on every answer: the three request headers a CORS answer depends on.
+const VARY_VALUE: &str = "origin, access-control-request-method, access-control-request-headers";
+/// The response header the front end may read.
+const EXPOSE_VALUE: &str = "x-request-id";
+
+/// The headers of a non-preflight answer, computed once.
+struct SimpleHeaders {
+    origins: AllowedOrigins,
+    credentials: bool,
+    vary: HeaderValue,
+    expose: HeaderValue,
+}
+
+impl SimpleHeaders {
+    /// `Access-Control-Allow-Origin` for a request from `origin`, if it gets one.
+    fn allow_origin(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
+        if self.origins.is_any() {
+            return Some(HeaderValue::from_static("*"));
+        }
+        origin.filter(|o| self.origins.allows(o)).cloned()
+    }
+
+    fn apply<B>(&self, res: &mut Response<B>, allow_origin: Option<HeaderValue>) {
+        let headers = res.headers_mut();
+        // `Vary` may already hold values of the service's own: add to them.
+        headers.append(VARY, self.vary.clone());
+        if self.credentials {
+            headers.insert(
+                ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+        }
+        if let Some(origin) = allow_origin {
+            headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        }
+        headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, self.expose.clone());
+    }
+}
+
+/// The ChatKit CORS layer, from [`CorsPreset::build`]. Put it outermost.
+#[derive(Clone)]
+pub struct CorsLayer {
+    preflight: tower_http::cors::CorsLayer,
+    simple: Arc<SimpleHeaders>,
+}
+
+impl fmt::Debug for CorsLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CorsLayer")
+            .field("origins", &self.simple.origins)
+            .field("credentials", &self.simple.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for CorsLayer {
+    type Service = Cors<S>;
+
+    fn layer(&self, inner: S) -> Cors<S> {
+        Cors {
+            inner: self.preflight.layer(inner),
+            simple: self.simple.clone(),
+        }
+    }
+}
+
+/// The service of [`CorsLayer`]: tower-http's [`Cors`](tower_http::cors::Cors) for preflights,
+/// precomputed headers for every other request.
+#[derive(Clone)]
+pub struct Cors<S> {
+    inner: tower_http::cors::Cors<S>,
+    simple: Arc<SimpleHeaders>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for Cors<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cors")
+            .field("inner", self.inner.get_ref())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Cors<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Default,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = CorsFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // tower-http's own `poll_ready` re-asserts its settings on every request;
+        // `CorsPreset::build` has checked them once.
+        self.inner.get_mut().poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        if req.method() == Method::OPTIONS {
+            // tower-http answers every OPTIONS request itself, as a preflight.
+            return CorsFuture {
+                kind: Kind::Preflight {
+                    future: self.inner.call(req),
+                },
+            };
+        }
+        let allow_origin = self.simple.allow_origin(req.headers().get(ORIGIN));
+        CorsFuture {
+            kind: Kind::Simple {
+                future: self.inner.get_mut().call(req),
+                allow_origin,
+                simple: self.simple.clone(),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Cors`].
+    pub struct CorsFuture<F> {
+        #[pin]
+        kind: Kind<F>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F> {
+        Preflight {
+            #[pin]
+            future: tower_http::cors::ResponseFuture<F>,
+        },
+        Simple {
+            #[pin]
+            future: F,
+            allow_origin: Option<HeaderValue>,
+            simple: Arc<SimpleHeaders>,
+        },
+    }
+}
+
+impl<F, B, E> Future for CorsFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Default,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Preflight { future } => future.poll(cx),
+            KindProj::Simple {
+                future,
+                allow_origin,
+                simple,
+            } => match future.poll(cx) {
+                Poll::Ready(Ok(mut res)) => {
+                    simple.apply(&mut res, allow_origin.take());
+                    Poll::Ready(Ok(res))
+                }
+                other => other,
+            },
+        }
     }
 }
 
@@ -301,6 +505,69 @@ mod tests {
         assert!(AllowedOrigins::list(["*"]).is_err());
         assert!(AllowedOrigins::list(["https://*.example.com"]).is_err());
         assert!(AllowedOrigins::parse("*").unwrap().is_any());
+    }
+
+    /// Our layer and a plain tower-http layer with the same settings answer every kind of
+    /// request with the same headers (the inner service sets a `Vary` of its own, and an
+    /// `Access-Control-Allow-Origin` the layer must replace).
+    #[tokio::test]
+    async fn the_precomputed_headers_are_tower_https_headers() {
+        use tower::{service_fn, ServiceExt};
+
+        let presets = || {
+            let list = || AllowedOrigins::list(["https://app.example.com"]).unwrap();
+            [
+                CorsPreset::new(AllowedOrigins::any()),
+                CorsPreset::new(list()),
+                CorsPreset::new(list()).allow_credentials(true),
+                CorsPreset::new(AllowedOrigins::predicate(|o| {
+                    o.as_bytes().ends_with(b".test")
+                }))
+                .allow_credentials(true),
+            ]
+        };
+        let inner = service_fn(|_req: Request<()>| async {
+            let mut res = Response::new(String::from("hi"));
+            res.headers_mut()
+                .insert(VARY, HeaderValue::from_static("accept-encoding"));
+            res.headers_mut().insert(
+                ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("stale"),
+            );
+            Ok::<_, std::convert::Infallible>(res)
+        });
+        let origins = [
+            None,
+            Some("https://app.example.com"),
+            Some("https://evil.example"),
+            Some("https://a.test"),
+        ];
+        for (ours, theirs) in presets().into_iter().zip(presets()) {
+            let what = format!("{ours:?}");
+            let ours = ours.build().unwrap().layer(inner);
+            let theirs = theirs.build_tower_http().unwrap().layer(inner);
+            for method in [Method::GET, Method::POST, Method::OPTIONS] {
+                for origin in origins {
+                    let request = || {
+                        let mut req = Request::builder().method(method.clone()).uri("/x");
+                        if let Some(origin) = origin {
+                            req = req.header(ORIGIN, origin);
+                        }
+                        if method == Method::OPTIONS {
+                            req = req
+                                .header(ACCESS_CONTROL_REQUEST_METHOD, "POST")
+                                .header(ACCESS_CONTROL_REQUEST_HEADERS, "authorization");
+                        }
+                        req.body(()).unwrap()
+                    };
+                    let a = ours.clone().oneshot(request()).await.unwrap();
+                    let b = theirs.clone().oneshot(request()).await.unwrap();
+                    assert_eq!(a.status(), b.status());
+                    assert_eq!(a.headers(), b.headers(), "{what}, {method} from {origin:?}");
+                    assert_eq!(a.body(), b.body());
+                }
+            }
+        }
     }
 
     #[test]

@@ -37,7 +37,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use tower_http::cors::CorsLayer;
 use tower_layer::Layer;
 
 use crate::auth::{Auth, AuthLayer};
@@ -48,7 +47,7 @@ use crate::chatkit::{
 };
 use crate::client::HttpClient;
 use crate::config::Config;
-use crate::cors::{AllowedOrigins, CorsPreset};
+use crate::cors::{AllowedOrigins, CorsLayer, CorsPreset};
 use crate::error::ConfigError;
 use crate::fallback::FallbackLayer;
 use crate::retry::{RetryLayer, RetryPolicy};

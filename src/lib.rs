@@ -7,7 +7,7 @@
 //! | piece | kind | job |
 //! |---|---|---|
 //! | [`auth`] | layer | credential (`Authorization: Bearer`, `X-Auth-Token`, cookie) → [`Principal`] in request extensions, or `401` JSON |
-//! | [`cors`] | layer preset | a validated builder over `tower_http::cors::CorsLayer` with ChatKit's headers |
+//! | [`cors`] | layer preset | a validated CORS layer with ChatKit's headers: tower-http's `Cors` for preflights, precomputed headers for the rest |
 //! | [`session`] | service | `POST /api/custom/session`: authenticated user → upstream session → `{client_secret, expires_at, model?}` |
 //! | [`retry`] | layer | retry connect failures and 429/502/503/504 with backoff, `Retry-After` and a budget |
 //! | [`fallback`] | layer | replay to a second service when the first fails (custom backend → OpenAI hosted sessions) |

@@ -196,18 +196,21 @@ where
 /// A JSON response with `Cache-Control: no-store` (answers here carry secrets).
 pub(crate) fn json_response<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     match serde_json::to_vec(value) {
-        Ok(bytes) => {
-            let mut res = Response::new(Body::from(bytes));
-            *res.status_mut() = status;
-            let headers = res.headers_mut();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            res
-        }
+        Ok(bytes) => json_bytes_response(status, bytes),
         Err(err) => Error::internal("the answer could not be encoded as JSON")
             .with_source(err)
             .into_response(),
     }
+}
+
+/// [`json_response`] for JSON already written.
+pub(crate) fn json_bytes_response(status: StatusCode, json: Vec<u8>) -> Response<Body> {
+    let mut res = Response::new(Body::from(json));
+    *res.status_mut() = status;
+    let headers = res.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
 }
 
 #[cfg(test)]

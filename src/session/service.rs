@@ -10,7 +10,7 @@ use tower_service::Service;
 
 use super::{SessionRequest, SessionUpstream};
 use crate::auth::Principal;
-use crate::body::{check_declared_length, json_response, read_body, Body};
+use crate::body::{check_declared_length, json_bytes_response, read_body, Body};
 use crate::error::{BoxError, ConfigError, Error, ErrorCode};
 use crate::future::ResponseFuture;
 use crate::token::{unix_now, SessionClaims, SessionKeys};
@@ -222,14 +222,58 @@ struct ClientBody {
     previous_session_id: Option<String>,
 }
 
-#[derive(serde::Serialize)]
+/// The browser's answer. Written by [`Answer::to_json`]; the derive is kept for the test that
+/// checks the two agree.
+#[cfg_attr(test, derive(serde::Serialize))]
 struct Answer {
     client_secret: String,
     expires_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
     model: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, serde(skip_serializing_if = "Option::is_none"))]
     session_id: Option<String>,
+}
+
+impl Answer {
+    /// The same bytes serde_json writes for the struct (key order, escaping), without its
+    /// serializer: the answer is four short strings that almost never need escaping, and
+    /// serde_json examines them a byte at a time.
+    fn to_json(&self) -> Vec<u8> {
+        let optional = |field: &Option<String>| field.as_ref().map_or(0, |v| v.len() + 16);
+        let mut out = Vec::with_capacity(
+            48 + self.client_secret.len()
+                + self.expires_at.len()
+                + optional(&self.model)
+                + optional(&self.session_id),
+        );
+        out.extend_from_slice(b"{\"client_secret\":");
+        json_string(&mut out, &self.client_secret);
+        out.extend_from_slice(b",\"expires_at\":");
+        json_string(&mut out, &self.expires_at);
+        if let Some(model) = &self.model {
+            out.extend_from_slice(b",\"model\":");
+            json_string(&mut out, model);
+        }
+        if let Some(session_id) = &self.session_id {
+            out.extend_from_slice(b",\"session_id\":");
+            json_string(&mut out, session_id);
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+/// `s` as a JSON string: copied as it is when nothing in it needs escaping (what serde_json
+/// escapes: control characters, `"` and `\`), else written by serde_json.
+fn json_string(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
 }
 
 impl Inner {
@@ -322,7 +366,7 @@ impl Inner {
             model: upstream.model.or(model),
             session_id: upstream.public_session_id,
         };
-        let mut res = json_response(StatusCode::OK, &answer);
+        let mut res = json_bytes_response(StatusCode::OK, answer.to_json());
         if let Some(request_id) = upstream.request_id {
             res.headers_mut().insert("x-request-id", request_id);
         }
@@ -423,6 +467,38 @@ mod tests {
         );
         assert_eq!(parse_expiry(&Value::from("tomorrow")), None);
         assert_eq!(parse_expiry(&Value::Bool(true)), None);
+    }
+
+    #[test]
+    fn answers_are_written_as_serde_json_writes_them() {
+        let strings = [
+            "ck_eyJzIjoic2Vzc18xIn0.c2ln",
+            "2026-11-26T06:30:00Z",
+            "only \"quotes\"",
+            "only \\ a backslash",
+            "only a control \u{1f}",
+            "line\nbreak\ttab\u{1}\u{7f}",
+            "ünïcödé ✓ \u{1F600}",
+            "",
+        ];
+        for a in strings {
+            for b in strings {
+                for model in [None, Some(b)] {
+                    for session_id in [None, Some(a)] {
+                        let answer = Answer {
+                            client_secret: a.to_owned(),
+                            expires_at: b.to_owned(),
+                            model: model.map(str::to_owned),
+                            session_id: session_id.map(str::to_owned),
+                        };
+                        assert_eq!(
+                            String::from_utf8(answer.to_json()).unwrap(),
+                            serde_json::to_string(&answer).unwrap()
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -166,6 +166,11 @@ impl App {
                 },
                 () = &mut shutdown => break,
             };
+            // Streamed answers are many small writes; Nagle's algorithm would hold each one back
+            // until the client acknowledges the last (up to its delayed-ACK time, 40 ms on Linux).
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::debug!(%peer, error = %err, "TCP_NODELAY could not be set");
+            }
             let service = PerConnection(std::sync::Mutex::new(self.clone()));
             let (builder, watcher) = (builder.clone(), graceful.watcher());
             let header_read_timeout = self.header_read_timeout;

@@ -8,7 +8,8 @@
 //! BENCH_QUICK=1 cargo bench --bench session
 //! ```
 //!
-//! Prints one table: req/s at concurrency 1 and 64, p50/p99 latency, CPU per request, RSS.
+//! Prints one table: req/s at concurrency 1 and 64, p50/p99 latency, CPU per request (and the
+//! kernel's share of it), context switches and page faults per request, RSS.
 //!
 //! A third peer, `kit services, forwarder's scope`, serves the kit's own services with exactly
 //! the forwarder's scope and plumbing (the same minimal hyper server; `AuthLayer` →

@@ -214,7 +214,9 @@ where
         _req: &mut Request<B>,
         result: &mut Result<Response<ResB>, E>,
     ) -> Option<Self::Future> {
-        let shared = self.shared.clone();
+        // Borrowed, not cloned: this runs for every answer, and the count of a shared `Arc` is
+        // a cache line the worker threads would pass back and forth.
+        let shared = &*self.shared;
         if self.attempts == 0 {
             if let Some(budget) = &shared.budget {
                 budget.deposit();

@@ -283,8 +283,6 @@ impl CorsPreset {
             simple: Arc::new(SimpleHeaders {
                 origins,
                 credentials,
-                vary: HeaderValue::from_static(VARY_VALUE),
-                expose: HeaderValue::from_static(EXPOSE_VALUE),
             }),
         })
     }
@@ -325,12 +323,10 @@ const VARY_VALUE: &str = "origin, access-control-request-method, access-control-
 /// The response header the front end may read.
 const EXPOSE_VALUE: &str = "x-request-id";
 
-/// The headers of a non-preflight answer, computed once.
+/// What decides the headers of a non-preflight answer.
 struct SimpleHeaders {
     origins: AllowedOrigins,
     credentials: bool,
-    vary: HeaderValue,
-    expose: HeaderValue,
 }
 
 impl SimpleHeaders {
@@ -341,22 +337,27 @@ impl SimpleHeaders {
         }
         origin.filter(|o| self.origins.allows(o)).cloned()
     }
+}
 
-    fn apply<B>(&self, res: &mut Response<B>, allow_origin: Option<HeaderValue>) {
-        let headers = res.headers_mut();
-        // `Vary` may already hold values of the service's own: add to them.
-        headers.append(VARY, self.vary.clone());
-        if self.credentials {
-            headers.insert(
-                ACCESS_CONTROL_ALLOW_CREDENTIALS,
-                HeaderValue::from_static("true"),
-            );
-        }
-        if let Some(origin) = allow_origin {
-            headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        }
-        headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, self.expose.clone());
+/// The headers tower-http adds to a non-preflight answer (a static `HeaderValue` is copied
+/// without touching any shared count).
+fn apply_simple<B>(res: &mut Response<B>, allow_origin: Option<HeaderValue>, credentials: bool) {
+    let headers = res.headers_mut();
+    // `Vary` may already hold values of the service's own: add to them.
+    headers.append(VARY, HeaderValue::from_static(VARY_VALUE));
+    if credentials {
+        headers.insert(
+            ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
     }
+    if let Some(origin) = allow_origin {
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    }
+    headers.insert(
+        ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(EXPOSE_VALUE),
+    );
 }
 
 /// The ChatKit CORS layer, from [`CorsPreset::build`]. Put it outermost.
@@ -432,7 +433,7 @@ where
             kind: Kind::Simple {
                 future: self.inner.get_mut().call(req),
                 allow_origin,
-                simple: self.simple.clone(),
+                credentials: self.simple.credentials,
             },
         }
     }
@@ -457,7 +458,7 @@ pin_project! {
             #[pin]
             future: F,
             allow_origin: Option<HeaderValue>,
-            simple: Arc<SimpleHeaders>,
+            credentials: bool,
         },
     }
 }
@@ -475,10 +476,10 @@ where
             KindProj::Simple {
                 future,
                 allow_origin,
-                simple,
+                credentials,
             } => match future.poll(cx) {
                 Poll::Ready(Ok(mut res)) => {
-                    simple.apply(&mut res, allow_origin.take());
+                    apply_simple(&mut res, allow_origin.take(), *credentials);
                     Poll::Ready(Ok(res))
                 }
                 other => other,

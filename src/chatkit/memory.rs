@@ -248,15 +248,6 @@ impl Store for InMemoryStore {
         ready(result)
     }
 
-    fn add_thread_item<'a>(
-        &'a self,
-        thread_id: &'a str,
-        item: &'a ThreadItem,
-        ctx: &'a RequestContext,
-    ) -> StoreFuture<'a, ()> {
-        self.save_item(thread_id, item, ctx)
-    }
-
     fn save_item<'a>(
         &'a self,
         thread_id: &'a str,

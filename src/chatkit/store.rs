@@ -288,12 +288,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<'a, Page<ThreadItem>>;
 
     /// Append a new item to the thread (an item whose id is already there is replaced in place).
+    /// By default [`save_item`](Store::save_item), which does just that; a store that can append
+    /// more cheaply than it can upsert may say so here.
     fn add_thread_item<'a>(
         &'a self,
         thread_id: &'a str,
         item: &'a ThreadItem,
         ctx: &'a RequestContext,
-    ) -> StoreFuture<'a, ()>;
+    ) -> StoreFuture<'a, ()> {
+        self.save_item(thread_id, item, ctx)
+    }
 
     /// Insert or replace the item with this id.
     fn save_item<'a>(

@@ -23,9 +23,8 @@ use common::serve;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -185,23 +184,8 @@ struct Peer {
 
 fn spawn(role: &str, upstream: Option<SocketAddr>) -> (Child, SocketAddr) {
     let exe = std::env::current_exe().unwrap();
-    let mut cmd = Command::new(exe);
-    cmd.arg("--role").arg(role);
-    if let Some(up) = upstream {
-        cmd.arg(up.to_string());
-    }
-    let mut child = cmd
-        .env("RUST_LOG", "off")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().strip_prefix("READY ").unwrap().parse().unwrap();
-    (child, addr)
+    let (child, ready) = common::spawn_role(Command::new(exe), role, upstream);
+    (child, ready.parse().unwrap())
 }
 
 /// What a process has used so far: CPU seconds in user space and in the kernel, context

@@ -33,10 +33,9 @@ use common::serve;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -219,17 +218,7 @@ async fn forward_single_task(req: Request<Incoming>, upstream: &str) -> Response
     .await
     .unwrap();
     let (mut parts, body) = res.into_parts();
-    let content_type = parts.headers.remove("content-type");
-    parts.headers.clear();
-    if let Some(ct) = content_type {
-        parts.headers.insert("content-type", ct);
-    }
-    parts
-        .headers
-        .insert("cache-control", "no-cache".parse().unwrap());
-    parts
-        .headers
-        .insert("x-accel-buffering", "no".parse().unwrap());
+    stream_headers(&mut parts.headers);
     Response::from_parts(
         parts,
         SingleTask {
@@ -321,18 +310,20 @@ async fn forward(
         .unwrap();
     let res = client.request(up).await.unwrap();
     let (mut parts, body) = res.into_parts();
-    let content_type = parts.headers.remove("content-type");
-    parts.headers.clear();
-    if let Some(ct) = content_type {
-        parts.headers.insert("content-type", ct);
-    }
-    parts
-        .headers
-        .insert("cache-control", "no-cache".parse().unwrap());
-    parts
-        .headers
-        .insert("x-accel-buffering", "no".parse().unwrap());
+    stream_headers(&mut parts.headers);
     Response::from_parts(parts, body)
+}
+
+/// The upstream's headers reduced to what a stream answer carries: its content type, no caching,
+/// no proxy buffering.
+fn stream_headers(headers: &mut http::HeaderMap) {
+    let content_type = headers.remove("content-type");
+    headers.clear();
+    if let Some(ct) = content_type {
+        headers.insert("content-type", ct);
+    }
+    headers.insert("cache-control", "no-cache".parse().unwrap());
+    headers.insert("x-accel-buffering", "no".parse().unwrap());
 }
 
 /// A minimal coalescing body: after one ready frame, keep taking frames while they are ready
@@ -441,7 +432,7 @@ fn spawn(
     strace_out: Option<&str>,
 ) -> (Child, SocketAddr, u32) {
     let exe = std::env::current_exe().unwrap();
-    let mut cmd = match strace_out {
+    let cmd = match strace_out {
         Some(out) => {
             let mut cmd = Command::new("strace");
             cmd.args([
@@ -458,21 +449,8 @@ fn spawn(
         }
         None => Command::new(exe),
     };
-    cmd.arg("--role").arg(role);
-    if let Some(up) = upstream {
-        cmd.arg(up.to_string());
-    }
-    let mut child = cmd
-        .env("RUST_LOG", "off")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let mut words = line.trim().strip_prefix("READY ").unwrap().split(' ');
+    let (child, ready) = common::spawn_role(cmd, role, upstream);
+    let mut words = ready.split(' ');
     let addr = words.next().unwrap().parse().unwrap();
     let pid = words.next().unwrap().parse().unwrap();
     (child, addr, pid)

@@ -30,6 +30,32 @@ where
     true
 }
 
+/// Start `cmd` (this benchmark's own binary, or a wrapper running it) as peer `role`, in front
+/// of `upstream` if given; its process and what follows `READY ` on its first line.
+pub fn spawn_role(
+    mut cmd: std::process::Command,
+    role: &str,
+    upstream: Option<std::net::SocketAddr>,
+) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    cmd.arg("--role").arg(role);
+    if let Some(up) = upstream {
+        cmd.arg(up.to_string());
+    }
+    let mut child = cmd
+        .env("RUST_LOG", "off")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ready = line.trim().strip_prefix("READY ").unwrap().to_owned();
+    (child, ready)
+}
+
 /// Serve `f` on every connection `listener` accepts (HTTP/1.1, `TCP_NODELAY`), forever.
 pub async fn serve<F, Fut, B>(listener: tokio::net::TcpListener, f: F)
 where

@@ -76,8 +76,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> ResponseFuture {
-        let inner = self.inner.clone();
-        ResponseFuture::new(async move { inner.handle(req).await })
+        ResponseFuture::new(Inner::handle(self.inner.clone(), req))
     }
 }
 
@@ -101,7 +100,7 @@ struct Issued {
 }
 
 impl Inner {
-    async fn handle<B>(&self, req: Request<B>) -> Result<Response<Body>, Error>
+    async fn handle<B>(self: Arc<Self>, req: Request<B>) -> Result<Response<Body>, Error>
     where
         B: http_body::Body<Data = Bytes>,
         B::Error: Into<BoxError>,

@@ -128,8 +128,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> ResponseFuture {
-        let inner = self.inner.clone();
-        ResponseFuture::new(async move { inner.handle(req).await })
+        ResponseFuture::new(Inner::handle(self.inner.clone(), req))
     }
 }
 

@@ -256,8 +256,7 @@ where
                 Error::method_not_allowed(&[Method::POST]).into_response(),
             );
         }
-        let inner = self.inner.clone();
-        ResponseFuture::new(async move { inner.handle(claims, req).await })
+        ResponseFuture::new(Inner::handle(self.inner.clone(), claims, req))
     }
 }
 
@@ -273,7 +272,7 @@ impl Inner {
     }
 
     async fn handle<B>(
-        &self,
+        self: Arc<Self>,
         claims: SessionClaims,
         req: Request<B>,
     ) -> Result<Response<Body>, Error>

@@ -16,7 +16,7 @@ use chatkit_tower::protocol::{
     StructuredInput, StructuredInputItem, StructuredInputOption, StructuredInputStatus, ThreadItem,
     ThreadStreamEvent, Timestamp, ToolCallStatus, UserMessageItem, WidgetItem,
 };
-use common::{post, within, Answer, TestServer};
+use common::{chatkit_call, post, within, Answer, TestServer};
 use futures_util::stream::{self, StreamExt};
 use http::Request;
 use http_body_util::{BodyExt, Full};
@@ -44,15 +44,6 @@ async fn serve_echo() -> (TestServer, InMemoryStore) {
         serve_with(EchoAssistant::new(Duration::ZERO), store.clone()).await,
         store,
     )
-}
-
-async fn call(server: &TestServer, who: &str, body: Value) -> Answer {
-    post(
-        &server.url("/chatkit"),
-        &[("authorization", who), ("content-type", "application/json")],
-        &body.to_string(),
-    )
-    .await
 }
 
 /// The JSON of each `data:` event of an SSE answer, checking the framing on the way.
@@ -106,7 +97,7 @@ fn message(text: &str) -> Value {
 async fn a_whole_conversation_streams_and_lists_like_the_sdk() {
     let (server, _store) = serve_echo().await;
 
-    let created = call(
+    let created = chatkit_call(
         &server,
         ALICE,
         json!({"type": "threads.create", "params": {"input": message("hello brave world")}}),
@@ -149,7 +140,7 @@ async fn a_whole_conversation_streams_and_lists_like_the_sdk() {
     assert_eq!(evs[10]["thread"]["title"], "hello brave world");
     let user_id = evs[1]["item"]["id"].as_str().unwrap().to_owned();
 
-    let added = call(
+    let added = chatkit_call(
         &server,
         ALICE,
         json!({"type": "threads.add_user_message", "params": {"thread_id": thread_id, "input": message("again")}}),
@@ -175,7 +166,7 @@ async fn a_whole_conversation_streams_and_lists_like_the_sdk() {
     let mut after = Value::Null;
     loop {
         let page = json_body(
-            &call(&server, ALICE, json!({"type": "items.list", "params": {"thread_id": thread_id, "limit": 1, "order": "asc", "after": after}})).await,
+            &chatkit_call(&server, ALICE, json!({"type": "items.list", "params": {"thread_id": thread_id, "limit": 1, "order": "asc", "after": after}})).await,
         );
         assert_eq!(page["data"].as_array().unwrap().len(), 1);
         seen.push(page["data"][0]["type"].as_str().unwrap().to_owned());
@@ -195,7 +186,7 @@ async fn a_whole_conversation_streams_and_lists_like_the_sdk() {
         ]
     );
 
-    let second = call(
+    let second = chatkit_call(
         &server,
         ALICE,
         json!({"type": "threads.create", "params": {"input": message("second thread")}}),
@@ -206,7 +197,7 @@ async fn a_whole_conversation_streams_and_lists_like_the_sdk() {
         .unwrap()
         .to_owned();
     let list = json_body(
-        &call(
+        &chatkit_call(
             &server,
             ALICE,
             json!({"type": "threads.list", "params": {"limit": 1}}),
@@ -224,7 +215,7 @@ async fn a_whole_conversation_streams_and_lists_like_the_sdk() {
         json!({"data": [], "has_more": false})
     );
     let rest = json_body(
-        &call(
+        &chatkit_call(
             &server,
             ALICE,
             json!({"type": "threads.list", "params": {"limit": 1, "after": list["after"]}}),
@@ -234,21 +225,21 @@ async fn a_whole_conversation_streams_and_lists_like_the_sdk() {
     assert_eq!(rest["data"][0]["id"], thread_id.as_str());
     assert_eq!(rest["has_more"], false);
 
-    let renamed = json_body(&call(&server, ALICE, json!({"type": "threads.update", "params": {"thread_id": thread_id, "title": "Renamed"}})).await);
+    let renamed = json_body(&chatkit_call(&server, ALICE, json!({"type": "threads.update", "params": {"thread_id": thread_id, "title": "Renamed"}})).await);
     assert_eq!(renamed["title"], "Renamed");
     assert_eq!(renamed["items"]["data"], json!([]));
 
-    let feedback = call(&server, ALICE, json!({"type": "items.feedback", "params": {"thread_id": thread_id, "item_ids": [user_id], "kind": "positive"}})).await;
+    let feedback = chatkit_call(&server, ALICE, json!({"type": "items.feedback", "params": {"thread_id": thread_id, "item_ids": [user_id], "kind": "positive"}})).await;
     assert_eq!(feedback.body, "{}");
 
-    let retried = call(&server, ALICE, json!({"type": "threads.retry_after_item", "params": {"thread_id": thread_id, "item_id": user_id}})).await;
+    let retried = chatkit_call(&server, ALICE, json!({"type": "threads.retry_after_item", "params": {"thread_id": thread_id, "item_id": user_id}})).await;
     let evs = events(&retried);
     assert_eq!(
         types(&evs)[..2],
         ["stream_options", "thread.item.added:assistant_message"]
     );
     let thread = json_body(
-        &call(
+        &chatkit_call(
             &server,
             ALICE,
             json!({"type": "threads.get_by_id", "params": {"thread_id": thread_id}}),
@@ -268,27 +259,27 @@ async fn a_whole_conversation_streams_and_lists_like_the_sdk() {
     );
     assert_eq!(thread["title"], "Renamed");
 
-    let action = call(&server, ALICE, json!({"type": "threads.custom_action", "params": {"thread_id": thread_id, "action": {"type": "save", "payload": {"id": 1}}}})).await;
+    let action = chatkit_call(&server, ALICE, json!({"type": "threads.custom_action", "params": {"thread_id": thread_id, "action": {"type": "save", "payload": {"id": 1}}}})).await;
     let evs = events(&action);
     assert_eq!(
         evs.last().unwrap()["item"]["content"][0]["text"],
         "You sent the action save."
     );
 
-    let sync = call(&server, ALICE, json!({"type": "threads.sync_custom_action", "params": {"thread_id": thread_id, "action": {"type": "toggle"}}})).await;
+    let sync = chatkit_call(&server, ALICE, json!({"type": "threads.sync_custom_action", "params": {"thread_id": thread_id, "action": {"type": "toggle"}}})).await;
     assert_eq!(sync.body, "{}");
 
-    let heard = json_body(&call(&server, ALICE, json!({"type": "input.transcribe", "params": {"audio_base64": "AAAA", "mime_type": "audio/webm;codecs=opus"}})).await);
+    let heard = json_body(&chatkit_call(&server, ALICE, json!({"type": "input.transcribe", "params": {"audio_base64": "AAAA", "mime_type": "audio/webm;codecs=opus"}})).await);
     assert_eq!(heard, json!({"text": "3 bytes of audio/webm"}));
 
-    let deleted = call(
+    let deleted = chatkit_call(
         &server,
         ALICE,
         json!({"type": "threads.delete", "params": {"thread_id": thread_id}}),
     )
     .await;
     assert_eq!(deleted.body, "{}");
-    call(
+    chatkit_call(
         &server,
         ALICE,
         json!({"type": "threads.get_by_id", "params": {"thread_id": thread_id}}),
@@ -355,7 +346,7 @@ async fn bad_input_gets_a_clear_400_and_never_a_panic() {
 #[tokio::test]
 async fn nobody_reads_lists_or_changes_another_users_thread() {
     let (server, store) = serve_echo().await;
-    let created = call(
+    let created = chatkit_call(
         &server,
         ALICE,
         json!({"type": "threads.create", "params": {"input": message("secret plans")}}),
@@ -379,11 +370,12 @@ async fn nobody_reads_lists_or_changes_another_users_thread() {
         json!({"type": "threads.sync_custom_action", "params": {"thread_id": thread_id, "action": action}}),
     ];
     for request in &thread_scoped {
-        let answer = call(&server, BOB, request.clone()).await;
+        let answer = chatkit_call(&server, BOB, request.clone()).await;
         let json = answer.assert_error(404, "NOT_FOUND");
         assert!(!json.to_string().contains("secret"), "{json}");
     }
-    let bobs = json_body(&call(&server, BOB, json!({"type": "threads.list", "params": {}})).await);
+    let bobs =
+        json_body(&chatkit_call(&server, BOB, json!({"type": "threads.list", "params": {}})).await);
     assert_eq!(bobs["data"], json!([]));
     // Alice's thread is untouched.
     let alice = RequestContext::new("alice");
@@ -395,7 +387,7 @@ async fn nobody_reads_lists_or_changes_another_users_thread() {
             .unwrap();
     assert_eq!(items.data.len(), 2);
     // Bob cannot even use Alice's thread id as a cursor.
-    call(
+    chatkit_call(
         &server,
         BOB,
         json!({"type": "threads.list", "params": {"after": thread_id}}),
@@ -408,7 +400,7 @@ async fn nobody_reads_lists_or_changes_another_users_thread() {
 async fn a_huge_message_is_413_and_no_user_is_401() {
     let (server, _) = serve_echo().await;
     let huge = "word ".repeat(20_000);
-    call(
+    chatkit_call(
         &server,
         ALICE,
         json!({"type": "threads.create", "params": {"input": message(&huge)}}),
@@ -437,7 +429,7 @@ async fn a_huge_message_is_413_and_no_user_is_401() {
 async fn attachments_are_created_bound_to_the_thread_and_private() {
     let (server, store) = serve_echo().await;
     let created = json_body(
-        &call(&server, ALICE, json!({"type": "attachments.create", "params": {"name": "a.png", "size": 3, "mime_type": "image/png"}})).await,
+        &chatkit_call(&server, ALICE, json!({"type": "attachments.create", "params": {"name": "a.png", "size": 3, "mime_type": "image/png"}})).await,
     );
     let id = created["id"].as_str().unwrap().to_owned();
     assert!(id.starts_with("atc_"));
@@ -450,14 +442,14 @@ async fn attachments_are_created_bound_to_the_thread_and_private() {
 
     let mut with_file = message("look");
     with_file["attachments"] = json!([id]);
-    call(
+    chatkit_call(
         &server,
         BOB,
         json!({"type": "threads.create", "params": {"input": with_file}}),
     )
     .await
     .assert_error(404, "NOT_FOUND");
-    call(
+    chatkit_call(
         &server,
         BOB,
         json!({"type": "attachments.delete", "params": {"attachment_id": id}}),
@@ -465,7 +457,7 @@ async fn attachments_are_created_bound_to_the_thread_and_private() {
     .await
     .assert_error(404, "NOT_FOUND");
     let evs = events(
-        &call(
+        &chatkit_call(
             &server,
             ALICE,
             json!({"type": "threads.create", "params": {"input": with_file}}),
@@ -481,7 +473,7 @@ async fn attachments_are_created_bound_to_the_thread_and_private() {
         .unwrap();
     assert_eq!(saved.thread_id(), Some(thread_id));
 
-    let deleted = call(
+    let deleted = chatkit_call(
         &server,
         ALICE,
         json!({"type": "attachments.delete", "params": {"attachment_id": id}}),
@@ -498,7 +490,7 @@ async fn attachments_are_created_bound_to_the_thread_and_private() {
 async fn client_tool_output_and_structured_input_continue_the_answer() {
     let (server, store) = serve_echo().await;
     let evs = events(
-        &call(
+        &chatkit_call(
             &server,
             ALICE,
             json!({"type": "threads.create", "params": {"input": message("hi")}}),
@@ -508,7 +500,7 @@ async fn client_tool_output_and_structured_input_continue_the_answer() {
     let thread_id = evs[0]["thread"]["id"].as_str().unwrap().to_owned();
     let alice = RequestContext::new("alice");
 
-    call(&server, ALICE, json!({"type": "threads.add_client_tool_output", "params": {"thread_id": thread_id, "result": {"ok": true}}}))
+    chatkit_call(&server, ALICE, json!({"type": "threads.add_client_tool_output", "params": {"thread_id": thread_id, "result": {"ok": true}}}))
         .await
         .assert_error(400, "BAD_REQUEST");
     let call_item = ThreadItem::ClientToolCall(ClientToolCallItem {
@@ -525,7 +517,7 @@ async fn client_tool_output_and_structured_input_continue_the_answer() {
         .add_thread_item(&thread_id, &call_item, &alice)
         .await
         .unwrap();
-    let evs = events(&call(&server, ALICE, json!({"type": "threads.add_client_tool_output", "params": {"thread_id": thread_id, "result": {"ok": true}}})).await);
+    let evs = events(&chatkit_call(&server, ALICE, json!({"type": "threads.add_client_tool_output", "params": {"thread_id": thread_id, "result": {"ok": true}}})).await);
     assert_eq!(
         types(&evs)[..2],
         ["stream_options", "thread.item.added:assistant_message"]
@@ -574,7 +566,7 @@ async fn client_tool_output_and_structured_input_continue_the_answer() {
         .unwrap();
     let submit = json!({"type": "threads.add_structured_input", "params": {"thread_id": thread_id, "item_id": "si_1",
         "input": {"status": "answered", "answers": {"color": {"values": ["blue", "red"]}}}}});
-    let evs = events(&call(&server, ALICE, submit.clone()).await);
+    let evs = events(&chatkit_call(&server, ALICE, submit.clone()).await);
     assert_eq!(types(&evs)[..2], ["stream_options", "thread.item.replaced"]);
     assert_eq!(evs[1]["item"]["status"], "answered");
     assert_eq!(
@@ -589,7 +581,7 @@ async fn client_tool_output_and_structured_input_continue_the_answer() {
         matches!(within(store.load_item(&thread_id, "si_1", &alice)).await.unwrap(),
         ThreadItem::StructuredInput(ref s) if s.status == StructuredInputStatus::Answered)
     );
-    call(&server, ALICE, submit)
+    chatkit_call(&server, ALICE, submit)
         .await
         .assert_error(400, "BAD_REQUEST");
 }
@@ -598,7 +590,7 @@ async fn client_tool_output_and_structured_input_continue_the_answer() {
 async fn actions_from_widgets_and_from_other_items() {
     let (server, store) = serve_echo().await;
     let evs = events(
-        &call(
+        &chatkit_call(
             &server,
             ALICE,
             json!({"type": "threads.create", "params": {"input": message("hi")}}),
@@ -619,22 +611,22 @@ async fn actions_from_widgets_and_from_other_items() {
         .await
         .unwrap();
 
-    let sync = json_body(&call(&server, ALICE, json!({"type": "threads.sync_custom_action", "params": {"thread_id": thread_id, "item_id": "msg_widget01", "action": {"type": "toggle"}}})).await);
+    let sync = json_body(&chatkit_call(&server, ALICE, json!({"type": "threads.sync_custom_action", "params": {"thread_id": thread_id, "item_id": "msg_widget01", "action": {"type": "toggle"}}})).await);
     assert_eq!(sync["updated_item"]["copy_text"], "toggle");
     assert_eq!(
         sync["updated_item"]["widget"],
         json!({"type": "Card", "children": [{"type": "Text", "value": "hi"}]})
     );
-    call(&server, ALICE, json!({"type": "threads.sync_custom_action", "params": {"thread_id": thread_id, "item_id": user_item, "action": {"type": "toggle"}}}))
+    chatkit_call(&server, ALICE, json!({"type": "threads.sync_custom_action", "params": {"thread_id": thread_id, "item_id": user_item, "action": {"type": "toggle"}}}))
         .await
         .assert_error(400, "BAD_REQUEST");
     // As the SDK: an action "sent" by a non-widget item is one error event, nothing else.
-    let evs = events(&call(&server, ALICE, json!({"type": "threads.custom_action", "params": {"thread_id": thread_id, "item_id": user_item, "action": {"type": "toggle"}}})).await);
+    let evs = events(&chatkit_call(&server, ALICE, json!({"type": "threads.custom_action", "params": {"thread_id": thread_id, "item_id": user_item, "action": {"type": "toggle"}}})).await);
     assert_eq!(
         evs,
         [json!({"type": "error", "code": "stream.error", "allow_retry": false})]
     );
-    let evs = events(&call(&server, ALICE, json!({"type": "threads.custom_action", "params": {"thread_id": thread_id, "item_id": "msg_widget01", "action": {"type": "toggle"}}})).await);
+    let evs = events(&chatkit_call(&server, ALICE, json!({"type": "threads.custom_action", "params": {"thread_id": thread_id, "item_id": "msg_widget01", "action": {"type": "toggle"}}})).await);
     assert_eq!(
         evs.last().unwrap()["item"]["content"][0]["text"],
         "You sent the action toggle."
@@ -677,7 +669,7 @@ async fn hidden_items_are_stored_not_sent_and_a_failure_is_an_error_event() {
     let store = InMemoryStore::new();
     let server = serve_with(Failing, store.clone()).await;
     let evs = events(
-        &call(
+        &chatkit_call(
             &server,
             ALICE,
             json!({"type": "threads.create", "params": {"input": message("hi")}}),
@@ -716,7 +708,7 @@ async fn hidden_items_are_stored_not_sent_and_a_failure_is_an_error_event() {
         Some("Renamed mid-answer")
     );
     let listed = json_body(
-        &call(
+        &chatkit_call(
             &server,
             ALICE,
             json!({"type": "items.list", "params": {"thread_id": thread_id}}),
@@ -795,7 +787,7 @@ async fn a_client_that_goes_away_mid_answer_keeps_the_text_streamed_so_far() {
 
     // After reconnecting, the saved part is there; the hidden note is not shown.
     let listed = json_body(
-        &call(
+        &chatkit_call(
             &server,
             ALICE,
             json!({"type": "items.list", "params": {"thread_id": thread_id, "order": "asc"}}),

@@ -10,7 +10,7 @@ use chatkit_tower::chatkit::{
     RequestContext, Store,
 };
 use chatkit_tower::protocol::AttachmentCreateParams;
-use common::{post, send, serve_app, within, Answer, TestServer};
+use common::{chatkit_call, send, serve_app, within, Answer, TestServer};
 use http::Request;
 use http_body_util::Full;
 use serde_json::{json, Value};
@@ -26,18 +26,9 @@ async fn app() -> TestServer {
     .await
 }
 
-async fn call(server: &TestServer, who: &str, body: Value) -> Answer {
-    post(
-        &server.url("/chatkit"),
-        &[("authorization", who), ("content-type", "application/json")],
-        &body.to_string(),
-    )
-    .await
-}
-
 /// `attachments.create` as `who`: the attachment JSON, with its upload descriptor.
 async fn create(server: &TestServer, who: &str, name: &str, mime_type: &str) -> Value {
-    let res = call(
+    let res = chatkit_call(
         server,
         who,
         json!({"type": "attachments.create", "params": {"name": name, "size": 5, "mime_type": mime_type}}),
@@ -100,7 +91,7 @@ async fn two_phase_upload_to_the_descriptor_url() {
 
     // The record is saved without its descriptor: a message can now carry it, and deleting it
     // works as before.
-    let res = call(
+    let res = chatkit_call(
         &server,
         ALICE,
         json!({"type": "attachments.delete", "params": {"attachment_id": id}}),

@@ -168,6 +168,16 @@ pub async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> Answer {
     send(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await
 }
 
+/// A ChatKit request (`body`) to `server`'s `/chatkit`, with `who` as its `Authorization`.
+pub async fn chatkit_call(server: &TestServer, who: &str, body: serde_json::Value) -> Answer {
+    post(
+        &server.url("/chatkit"),
+        &[("authorization", who), ("content-type", "application/json")],
+        &body.to_string(),
+    )
+    .await
+}
+
 /// A client secret from the session endpoint at `addr`, for the user holding `token`.
 pub async fn client_secret(addr: SocketAddr, token: &str) -> String {
     let res = post(

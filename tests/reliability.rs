@@ -54,6 +54,17 @@ async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     assert!(f(), "{what}");
 }
 
+/// The results of `tasks`, all of which must end within `limit`.
+async fn joined<T>(tasks: Vec<tokio::task::JoinHandle<T>>, limit: Duration) -> Vec<T> {
+    let all = futures_util::future::join_all(tasks);
+    tokio::time::timeout(limit, all)
+        .await
+        .expect("the clients did not finish in time")
+        .into_iter()
+        .map(|r| r.expect("a client panicked"))
+        .collect()
+}
+
 /// An upstream session backend that fails one request in five: a dropped connection (10%), a
 /// 503 (5%) or a stall far past the kit's timeout (5%). Returns its base URL and a stop handle.
 async fn flaky_backend() -> (String, tokio::task::JoinHandle<()>) {
@@ -161,9 +172,7 @@ async fn ten_thousand_sessions_against_a_flaky_backend_are_all_answered() {
                 }
             }));
         }
-        for w in workers {
-            w.await.unwrap();
-        }
+        joined(workers, Duration::from_secs(300)).await;
         let tally = tally.lock().unwrap().clone();
         println!("answers: {tally:?}");
         assert_eq!(tally.values().sum::<usize>(), 10_000);
@@ -173,7 +182,7 @@ async fn ten_thousand_sessions_against_a_flaky_backend_are_all_answered() {
         assert!(tally.keys().any(|k| k.starts_with("502")), "{tally:?}");
         // Stop the backend (its JoinSet ends every connection task with it).
         backend.abort();
-        let _ = backend.await;
+        let _ = common::within(backend).await;
     }
     // Everything was dropped: sockets and tasks go back to where they were.
     eventually("file descriptors leaked", || open_fds() <= fds_before + 2).await;
@@ -233,6 +242,14 @@ fn stream_kit(upstream: &common::TestServer) -> StreamService {
         .unwrap()
 }
 
+/// A stream request to `url`, with a valid client secret.
+fn stream_request(url: String) -> Request<Full<Bytes>> {
+    Request::post(url)
+        .header("authorization", format!("Bearer {}", secret()))
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap()
+}
+
 fn secret() -> String {
     SessionKeys::new([KEY])
         .unwrap()
@@ -247,12 +264,11 @@ async fn clients_leaving_mid_stream_close_their_upstream_streams() {
         Client::builder(TokioExecutor::new()).build(HttpConnector::new());
     let mut clients = Vec::new();
     for i in 0..100usize {
-        let (client, url, secret) = (client.clone(), kit.url("/api/custom/stream"), secret());
+        let (client, req) = (
+            client.clone(),
+            stream_request(kit.url("/api/custom/stream")),
+        );
         clients.push(tokio::spawn(async move {
-            let req = Request::post(url)
-                .header("authorization", format!("Bearer {secret}"))
-                .body(Full::new(Bytes::from_static(b"{}")))
-                .unwrap();
             let res = common::within(client.request(req)).await.unwrap();
             assert_eq!(res.status(), 200);
             let mut body = res.into_body().into_data_stream();
@@ -262,9 +278,7 @@ async fn clients_leaving_mid_stream_close_their_upstream_streams() {
             }
         }));
     }
-    for c in clients {
-        c.await.unwrap();
-    }
+    joined(clients, common::TIMEOUT).await;
     // Every abandoned stream's upstream is closed (and no client is left to keep one open).
     eventually(
         "upstream streams left open after their clients left",
@@ -287,12 +301,11 @@ async fn two_thousand_streams_held_for_thirty_seconds_deliver_every_event() {
     let peak = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
     for _ in 0..STREAMS {
-        let (client, url, secret) = (client.clone(), kit.url("/api/custom/stream"), secret());
+        let (client, req) = (
+            client.clone(),
+            stream_request(kit.url("/api/custom/stream")),
+        );
         clients.push(tokio::spawn(async move {
-            let req = Request::post(url)
-                .header("authorization", format!("Bearer {secret}"))
-                .body(Full::new(Bytes::from_static(b"{}")))
-                .unwrap();
             let res = tokio::time::timeout(Duration::from_secs(60), client.request(req))
                 .await
                 .unwrap()
@@ -317,8 +330,8 @@ async fn two_thousand_streams_held_for_thirty_seconds_deliver_every_event() {
             }
         })
     };
-    for c in clients {
-        assert_eq!(c.await.unwrap(), TICKS, "a stream lost events");
+    for delivered in joined(clients, Duration::from_secs(120)).await {
+        assert_eq!(delivered, TICKS, "a stream lost events");
     }
     sampler.abort();
     let per_stream =

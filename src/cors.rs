@@ -289,6 +289,12 @@ impl CorsPreset {
 
     /// The same settings as a plain [`tower_http::cors::CorsLayer`], which builds its headers
     /// for every request.
+    ///
+    /// ```
+    /// use chatkit_tower::cors::{AllowedOrigins, CorsPreset};
+    /// let layer: tower_http::cors::CorsLayer =
+    ///     CorsPreset::new(AllowedOrigins::any()).build_tower_http().unwrap();
+    /// ```
     pub fn build_tower_http(self) -> Result<tower_http::cors::CorsLayer, ConfigError> {
         if self.credentials && self.origins.is_any() {
             return Err(ConfigError::new(
@@ -361,6 +367,27 @@ fn apply_simple<B>(res: &mut Response<B>, allow_origin: Option<HeaderValue>, cre
 }
 
 /// The ChatKit CORS layer, from [`CorsPreset::build`]. Put it outermost.
+///
+/// ```
+/// use chatkit_tower::cors::{AllowedOrigins, CorsPreset};
+/// use futures_util::FutureExt;
+/// use http::{Request, Response};
+/// use tower::{service_fn, Layer, ServiceExt};
+///
+/// let origins = AllowedOrigins::list(["https://app.example.com"]).unwrap();
+/// let cors = CorsPreset::new(origins).allow_credentials(true).build().unwrap();
+/// let app = cors.layer(service_fn(|_req: Request<()>| async {
+///     Ok::<_, std::convert::Infallible>(Response::new(String::from("hi")))
+/// }));
+///
+/// let req = Request::post("/api/custom/session")
+///     .header("origin", "https://app.example.com")
+///     .body(())
+///     .unwrap();
+/// let res = app.oneshot(req).now_or_never().unwrap().unwrap();
+/// assert_eq!(res.headers()["access-control-allow-origin"], "https://app.example.com");
+/// assert_eq!(res.headers()["access-control-allow-credentials"], "true");
+/// ```
 #[derive(Clone)]
 pub struct CorsLayer {
     preflight: tower_http::cors::CorsLayer,

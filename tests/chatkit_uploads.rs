@@ -121,27 +121,17 @@ async fn another_users_or_an_unknown_attachment_is_404() {
     let server = app().await;
     let created = create(&server, ALICE, "secret.txt", "text/plain").await;
     let url = created["upload_descriptor"]["url"].as_str().unwrap();
-    upload("PUT", url, Some(BOB), "text/plain", "evil")
-        .await
-        .assert_error(404, "NOT_FOUND");
-    upload(
-        "PUT",
-        &server.url("/chatkit/uploads/atc_missing"),
-        Some(ALICE),
-        "text/plain",
-        "x",
-    )
-    .await
-    .assert_error(404, "NOT_FOUND");
-    upload(
-        "PUT",
-        &server.url("/chatkit/uploads/"),
-        Some(ALICE),
-        "text/plain",
-        "x",
-    )
-    .await
-    .assert_error(404, "NOT_FOUND");
+    let missing = server.url("/chatkit/uploads/atc_missing");
+    let no_id = server.url("/chatkit/uploads/");
+    for (who, url) in [
+        (BOB, url),
+        (ALICE, missing.as_str()),
+        (ALICE, no_id.as_str()),
+    ] {
+        upload("PUT", url, Some(who), "text/plain", "x")
+            .await
+            .assert_error(404, "NOT_FOUND");
+    }
     // Alice's upload still works after Bob's attempt.
     let res = upload("PUT", url, Some(ALICE), "text/plain", "mine").await;
     assert_eq!(res.status, 200, "{}", res.text());
